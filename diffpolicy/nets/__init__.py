@@ -1,0 +1,33 @@
+"""Networks: time embeddings, MLP blocks, the obs-conditioned denoiser, critic ensembles, and
+parameter averaging (soft_update, EMA)."""
+
+from diffpolicy.nets.averaging import EMA, frozen, soft_update
+from diffpolicy.nets.critic import REDUCTIONS, CriticEnsemble, EnsembleLinear, Reduction
+from diffpolicy.nets.denoiser import Denoiser
+from diffpolicy.nets.layers import ACTIVATIONS, Activation, ResidualBlock, ResidualMLP, mlp
+from diffpolicy.nets.time_embedding import (
+    TIME_EMBEDDINGS,
+    FourierFeatures,
+    SinusoidalEmbedding,
+    time_embedding,
+)
+
+__all__ = [
+    "ACTIVATIONS",
+    "EMA",
+    "REDUCTIONS",
+    "TIME_EMBEDDINGS",
+    "Activation",
+    "CriticEnsemble",
+    "Denoiser",
+    "EnsembleLinear",
+    "FourierFeatures",
+    "Reduction",
+    "ResidualBlock",
+    "ResidualMLP",
+    "SinusoidalEmbedding",
+    "frozen",
+    "mlp",
+    "soft_update",
+    "time_embedding",
+]

@@ -1,0 +1,64 @@
+"""Parameter averaging: the Polyak update of target networks and an EMA of a model."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+
+@torch.no_grad()
+def soft_update(target: nn.Module, online: nn.Module, tau: float) -> None:
+    """target <- (1 - tau) * target + tau * online, parameters and float buffers alike.
+
+    tau = 1 copies online into target; tau = 0 leaves target unchanged.
+    """
+    if not 0.0 <= tau <= 1.0:
+        raise ValueError(f"tau must lie in [0, 1], got {tau}")
+    for t, o in zip(_floats(target), _floats(online), strict=True):
+        t.lerp_(o, tau)
+
+
+def _floats(module: nn.Module) -> Iterator[torch.Tensor]:
+    yield from module.parameters()
+    yield from (b for b in module.buffers() if b.is_floating_point())
+
+
+class EMA(nn.Module):
+    """An exponential moving average of a model's weights, with warm-up.
+
+    decay_k = min(max_decay, (1 + k) / (10 + k)) at update k, so early averages are not dominated
+    by the random initialisation. `model` is the averaged copy: act with it, train the online one.
+    """
+
+    def __init__(self, online: nn.Module, max_decay: float = 0.995) -> None:
+        super().__init__()
+        if not 0.0 <= max_decay < 1.0:
+            raise ValueError(f"max_decay must lie in [0, 1), got {max_decay}")
+        self.model = copy.deepcopy(online).requires_grad_(False)
+        self.max_decay = max_decay
+        self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
+
+    def decay(self) -> float:
+        k = int(self.num_updates)
+        return min(self.max_decay, (1 + k) / (10 + k))
+
+    @torch.no_grad()
+    def update(self, online: nn.Module) -> None:
+        soft_update(self.model, online, 1.0 - self.decay())
+        self.num_updates += 1
+
+
+@contextmanager
+def frozen(module: nn.Module) -> Iterator[nn.Module]:
+    """Temporarily stop gradients from reaching `module`'s parameters (inputs still get them)."""
+    flags = [p.requires_grad for p in module.parameters()]
+    module.requires_grad_(False)
+    try:
+        yield module
+    finally:
+        for p, flag in zip(module.parameters(), flags, strict=True):
+            p.requires_grad_(flag)

@@ -1,0 +1,80 @@
+"""An ensemble of N Q-networks evaluated in one batched call."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Literal, get_args
+
+import torch
+from torch import Tensor, nn
+
+from diffpolicy.nets.layers import Activation, activation
+
+Reduction = Literal["min", "mean"]
+REDUCTIONS: tuple[str, ...] = get_args(Reduction)
+
+
+class EnsembleLinear(nn.Module):
+    """N independent Linear layers applied together: (N, batch, in) -> (N, batch, out)."""
+
+    def __init__(self, members: int, in_dim: int, out_dim: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(members, in_dim, out_dim))
+        self.bias = nn.Parameter(torch.empty(members, 1, out_dim))
+        # nn.Linear's default initialisation, member by member.
+        bound = 1.0 / math.sqrt(in_dim)
+        nn.init.uniform_(self.weight, -bound, bound)
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x: (N, batch, in_dim) -> (N, batch, out_dim)."""
+        return torch.baddbmm(self.bias, x, self.weight)
+
+
+class CriticEnsemble(nn.Module):
+    """N Q-networks Q_i(s, a) = MLP_i(concat[s, a]), independently initialised.
+
+    forward returns every member's value; `reduce` takes the min (pessimistic, clipped double Q)
+    or the mean over members.
+    """
+
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        members: int = 2,
+        hidden: Sequence[int] = (512, 512),
+        act: Activation = "relu",
+        layer_norm: bool = False,
+    ) -> None:
+        super().__init__()
+        if members < 2:
+            raise ValueError(f"a critic ensemble needs >= 2 members, got {members}")
+        self.members = members
+        layers: list[nn.Module] = []
+        width = obs_dim + act_dim
+        for h in hidden:
+            layers.append(EnsembleLinear(members, width, h))
+            if layer_norm:
+                # No affine: an affine LayerNorm here would share parameters across members.
+                layers.append(nn.LayerNorm(h, elementwise_affine=False))
+            layers.append(activation(act))
+            width = h
+        layers.append(EnsembleLinear(members, width, 1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, obs: Tensor, action: Tensor) -> Tensor:
+        """obs: (batch, obs_dim); action: (batch, act_dim) -> Q values (members, batch)."""
+        x = torch.cat([obs, action], dim=-1)
+        x = x.unsqueeze(0).expand(self.members, *x.shape)
+        return self.net(x).squeeze(-1)
+
+    @staticmethod
+    def reduce(q: Tensor, how: str) -> Tensor:
+        """(members, batch) -> (batch,) by "min" or "mean"; other names raise ValueError."""
+        if how == "min":
+            return q.min(dim=0).values
+        if how == "mean":
+            return q.mean(dim=0)
+        raise ValueError(f"unknown critic reduction {how!r}; valid: {', '.join(REDUCTIONS)}")

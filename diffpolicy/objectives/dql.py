@@ -1,0 +1,39 @@
+"""Diffusion-QL (Wang et al., ICLR 2023): behaviour cloning plus Q maximisation through the
+sampling chain."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from diffpolicy.nets.averaging import frozen
+from diffpolicy.objectives.bc import bc_loss
+from diffpolicy.samplers import Sampler
+
+
+def dql_loss(
+    denoiser: nn.Module,
+    critic: nn.Module,
+    sampler: Sampler,
+    obs: Tensor,
+    actions: Tensor,
+    eta: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, dict[str, float]]:
+    """BC loss + eta * (-mean Q(s, a_pi)) / mean |Q|, backpropagating through the whole sampler.
+
+    a_pi is drawn from N(0, I) through the differentiable chain. The |Q| normaliser is detached,
+    as in the paper, so eta is scale-free. The critic's parameters get no gradient.
+    """
+    bc, metrics = bc_loss(denoiser, sampler.schedule, obs, actions, sampler.prediction, generator)
+    x_T = torch.randn(
+        actions.shape, generator=generator, device=actions.device, dtype=actions.dtype
+    )
+    a_pi = sampler.sample(denoiser, obs, x_T, generator=generator, differentiable=True)
+    with frozen(critic):
+        q = critic(obs, a_pi)  # (members, batch)
+    q = q.mean(dim=0) if q.ndim == 2 else q
+    q_loss = -q.mean() / q.abs().mean().detach().clamp(min=1e-6)
+    loss = bc + eta * q_loss
+    metrics.update({"dql_q_loss": q_loss.item(), "q_policy": q.mean().item()})
+    return loss, metrics

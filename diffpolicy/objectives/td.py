@@ -1,0 +1,47 @@
+"""The critic's temporal-difference loss, with targets from the policy's next actions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+
+def td_loss(
+    critic: nn.Module,
+    target_critic: nn.Module,
+    next_action: Callable[[Tensor], Tensor],
+    obs: Tensor,
+    actions: Tensor,
+    rewards: Tensor,
+    next_obs: Tensor,
+    terminated: Tensor,
+    gamma: float = 0.99,
+    target_subset: int | None = None,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, dict[str, float]]:
+    """Sum over members of the mean squared error to y = r + gamma (1 - terminated) min_j Q'_j.
+
+    next_action(next_obs) -> (batch, act_dim) is called without autograd, so no gradient reaches
+    the policy. Truncated transitions (time limits) are NOT terminal: they bootstrap from next_obs.
+    target_subset=None takes the min over all target members (clipped double Q with 2); an int M
+    takes the min over M members drawn at random (REDQ).
+    rewards, terminated: (batch,); obs, next_obs: (batch, obs_dim); actions: (batch, act_dim).
+    """
+    with torch.no_grad():
+        q_next = target_critic(next_obs, next_action(next_obs))  # (members, batch)
+        if target_subset is not None:
+            if not 1 <= target_subset <= q_next.shape[0]:
+                raise ValueError(f"target_subset must lie in [1, {q_next.shape[0]}]")
+            pick = torch.randperm(q_next.shape[0], generator=generator)[:target_subset]
+            q_next = q_next[pick.to(q_next.device)]
+        target = rewards + gamma * (1.0 - terminated.to(rewards.dtype)) * q_next.min(dim=0).values
+    q = critic(obs, actions)  # (members, batch)
+    loss = (q - target.unsqueeze(0)).pow(2).mean(dim=1).sum()
+    metrics = {
+        "critic_loss": loss.item(),
+        "q_mean": q.mean().item(),
+        "target_mean": target.mean().item(),
+    }
+    return loss, metrics

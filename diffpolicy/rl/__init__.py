@@ -1,0 +1,30 @@
+"""The off-policy machinery shared by all recipes: replay, environments, agent, loop and
+checkpoints."""
+
+from diffpolicy.rl.agent import Agent, AgentConfig, make_sampler
+from diffpolicy.rl.buffer import Batch, ReplayBuffer
+from diffpolicy.rl.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from diffpolicy.rl.config import TrainConfig, config_from_json, config_to_json
+from diffpolicy.rl.envs import BoxActionAdapter, make_env
+from diffpolicy.rl.evaluate import evaluate
+from diffpolicy.rl.loop import train
+from diffpolicy.rl.policy import DiffusionPolicy
+
+__all__ = [
+    "Agent",
+    "AgentConfig",
+    "Batch",
+    "BoxActionAdapter",
+    "CheckpointError",
+    "DiffusionPolicy",
+    "ReplayBuffer",
+    "TrainConfig",
+    "config_from_json",
+    "config_to_json",
+    "evaluate",
+    "load_checkpoint",
+    "make_env",
+    "make_sampler",
+    "save_checkpoint",
+    "train",
+]

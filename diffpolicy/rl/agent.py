@@ -1,0 +1,210 @@
+"""The off-policy diffusion agent: critic ensemble with targets, diffusion policy, optimisers,
+optional EMA, and the update that ties the library's objectives together."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from diffpolicy.nets import EMA, CriticEnsemble, Denoiser, soft_update
+from diffpolicy.objectives import QSMConfig, dql_loss, qsm_loss, td_loss
+from diffpolicy.rl.buffer import Batch
+from diffpolicy.rl.policy import DiffusionPolicy
+from diffpolicy.samplers import Clipping, DDIMSampler, DDPMSampler, Sampler, even_timesteps
+from diffpolicy.schedules import Prediction, ScheduleName, make_schedule
+
+
+@dataclass
+class AgentConfig:
+    """Everything that defines the agent. Defaults: the QSM reference preset."""
+
+    objective: Literal["qsm", "dql"] = "qsm"
+    """Actor objective: Q-score matching, or Diffusion-QL (BC + Q through the sampler)."""
+    qsm: QSMConfig = field(default_factory=QSMConfig)
+    """QSM switches (alpha, target form, critic reduction, grad normalisation, clipping)."""
+    dql_eta: float = 1.0
+    """Diffusion-QL: weight of the normalised -Q term against the BC loss."""
+    schedule: ScheduleName = "vp"
+    """Noise schedule name."""
+    diffusion_steps: int = 5
+    """T, the number of noise levels the denoiser is trained on."""
+    sampler: Literal["ddpm", "ddim"] = "ddpm"
+    """Sampler used to act and to draw next actions for the critic target."""
+    sample_steps: int | None = None
+    """K <= T evenly spaced levels visited when sampling (None: all T)."""
+    ddpm_variance: Literal["small", "large"] = "large"
+    """DDPM posterior variance; the reference adds sqrt(beta_t) noise ("large")."""
+    ddim_eta: float = 0.0
+    """DDIM stochasticity in [0, 1]."""
+    prediction: Prediction = "eps"
+    """What the denoiser predicts."""
+    actor_hidden: tuple[int, ...] = (512, 512)
+    """Denoiser MLP widths."""
+    critic_hidden: tuple[int, ...] = (512, 512)
+    """Critic MLP widths."""
+    critic_members: int = 2
+    """Number of Q-networks in the ensemble."""
+    critic_layer_norm: bool = False
+    """LayerNorm after each critic hidden layer."""
+    target_subset: int | None = None
+    """Min over this many randomly chosen target members (None: all, clipped double Q)."""
+    actor_lr: float = 3e-4
+    """Adam learning rate of the denoiser."""
+    actor_lr_decay_steps: int = 2_000_000
+    """Cosine decay of the actor's rate to 0 over this many updates (0: constant)."""
+    critic_lr: float = 3e-4
+    """Adam learning rate of the critics."""
+    batch_size: int = 256
+    """Minibatch size of every update."""
+    gamma: float = 0.99
+    """Discount."""
+    tau: float = 0.005
+    """Polyak rate of the target critics, applied every update."""
+    exploration_noise: float = 0.1
+    """Std of the Gaussian noise added to training actions (and to target next actions)."""
+    ema_decay: float = 0.0
+    """EMA of the denoiser (0: off). When on, the EMA weights act and draw target actions."""
+    eval_best_of: int = 1
+    """At evaluation, sample this many actions and take the one with the highest mean Q."""
+
+    def __post_init__(self) -> None:
+        if self.objective not in ("qsm", "dql"):
+            raise ValueError(f"unknown objective {self.objective!r}; valid: qsm, dql")
+        if self.sampler not in ("ddpm", "ddim"):
+            raise ValueError(f"unknown sampler {self.sampler!r}; valid: ddpm, ddim")
+        if self.sample_steps is not None and not 1 <= self.sample_steps <= self.diffusion_steps:
+            raise ValueError(
+                f"sample_steps must lie in [1, diffusion_steps={self.diffusion_steps}]"
+            )
+        if self.eval_best_of < 1:
+            raise ValueError(f"eval_best_of must be >= 1, got {self.eval_best_of}")
+
+
+def make_sampler(cfg: AgentConfig) -> Sampler:
+    """The sampler the config names, clipping actions to [-1, 1] after every step."""
+    schedule = make_schedule(cfg.schedule, cfg.diffusion_steps)
+    steps = even_timesteps(cfg.diffusion_steps, cfg.sample_steps or cfg.diffusion_steps)
+    common = {"prediction": cfg.prediction, "timesteps": steps, "clipping": Clipping()}
+    if cfg.sampler == "ddpm":
+        return DDPMSampler(schedule, variance=cfg.ddpm_variance, **common)
+    return DDIMSampler(schedule, eta=cfg.ddim_eta, **common)
+
+
+class Agent(nn.Module):
+    """Owns the networks, targets, EMA and optimisers; `update` runs critic, actor, targets."""
+
+    def __init__(self, obs_dim: int, act_dim: int, cfg: AgentConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.act_dim = act_dim
+        denoiser = Denoiser(obs_dim, act_dim, cfg.actor_hidden)
+        self.policy = DiffusionPolicy(denoiser, make_sampler(cfg), act_dim)
+        self.critic = CriticEnsemble(
+            obs_dim,
+            act_dim,
+            cfg.critic_members,
+            cfg.critic_hidden,
+            layer_norm=cfg.critic_layer_norm,
+        )
+        self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
+        self.ema = EMA(denoiser, cfg.ema_decay) if cfg.ema_decay > 0 else None
+        self.actor_opt = torch.optim.Adam(denoiser.parameters(), lr=cfg.actor_lr)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr)
+        self.actor_lr_schedule = (
+            torch.optim.lr_scheduler.CosineAnnealingLR(self.actor_opt, cfg.actor_lr_decay_steps)
+            if cfg.actor_lr_decay_steps > 0
+            else None
+        )
+
+    @property
+    def acting_denoiser(self) -> nn.Module:
+        """The EMA weights when EMA is on, else the online denoiser."""
+        return self.ema.model if self.ema is not None else self.policy.denoiser
+
+    @torch.no_grad()
+    def act(self, obs: Tensor, explore: bool, generator: torch.Generator | None = None) -> Tensor:
+        """obs (batch, obs_dim) -> actions (batch, act_dim) in [-1, 1].
+
+        explore adds N(0, exploration_noise^2) and clips; without it, `eval_best_of` > 1 picks the
+        sample with the highest mean Q. The diffusion sample itself is stochastic either way.
+        """
+        n = 1 if explore else self.cfg.eval_best_of
+        obs_rep = obs.repeat_interleave(n, dim=0) if n > 1 else obs
+        actions = self.policy(obs_rep, generator, denoiser=self.acting_denoiser)
+        if n > 1:
+            q = self.critic(obs_rep, actions).mean(dim=0).reshape(obs.shape[0], n)
+            best = q.argmax(dim=1) + torch.arange(obs.shape[0], device=obs.device) * n
+            actions = actions[best]
+        if explore:
+            noise = torch.randn(actions.shape, generator=generator, device=actions.device)
+            actions = (actions + self.cfg.exploration_noise * noise).clamp(-1.0, 1.0)
+        return actions
+
+    def update(self, batch: Batch) -> dict[str, float]:
+        """One critic step, one actor step (on the updated critic), target and EMA updates."""
+        cfg = self.cfg
+        critic_loss, metrics = td_loss(
+            self.critic,
+            self.target_critic,
+            lambda s: self.act(s, explore=True),
+            batch.obs,
+            batch.actions,
+            batch.rewards,
+            batch.next_obs,
+            batch.terminated,
+            cfg.gamma,
+            cfg.target_subset,
+        )
+        self.critic_opt.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_opt.step()
+
+        denoiser = self.policy.denoiser
+        if cfg.objective == "qsm":
+            actor_loss, actor_metrics = qsm_loss(
+                denoiser,
+                self.critic,
+                self.policy.sampler.schedule,
+                batch.obs,
+                batch.actions,
+                cfg.qsm,
+                cfg.prediction,
+            )
+        else:
+            actor_loss, actor_metrics = dql_loss(
+                denoiser, self.critic, self.policy.sampler, batch.obs, batch.actions, cfg.dql_eta
+            )
+        self.actor_opt.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        self.actor_opt.step()
+        if self.actor_lr_schedule is not None:
+            self.actor_lr_schedule.step()
+
+        soft_update(self.target_critic, self.critic, cfg.tau)
+        if self.ema is not None:
+            self.ema.update(denoiser)
+        metrics.update(actor_metrics)
+        metrics["actor_lr"] = self.actor_opt.param_groups[0]["lr"]
+        return metrics
+
+    def training_state(self) -> dict:
+        """Networks, targets, EMA, optimisers and the lr schedule: all tensors and plain types."""
+        state = {
+            "modules": self.state_dict(),
+            "actor_opt": self.actor_opt.state_dict(),
+            "critic_opt": self.critic_opt.state_dict(),
+        }
+        if self.actor_lr_schedule is not None:
+            state["actor_lr_schedule"] = self.actor_lr_schedule.state_dict()
+        return state
+
+    def load_training_state(self, state: dict) -> None:
+        self.load_state_dict(state["modules"])
+        self.actor_opt.load_state_dict(state["actor_opt"])
+        self.critic_opt.load_state_dict(state["critic_opt"])
+        if self.actor_lr_schedule is not None:
+            self.actor_lr_schedule.load_state_dict(state["actor_lr_schedule"])

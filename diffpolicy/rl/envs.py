@@ -1,0 +1,142 @@
+"""Environment adapters: every env the loop sees acts in [-1, 1] and returns checked observations.
+
+`make_env(name)` builds a gymnasium id (e.g. "Hopper-v5") or a DeepMind Control "domain-task"
+(e.g. "cheetah-run") and wraps it in `BoxActionAdapter`.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+
+class BoxActionAdapter(gym.Wrapper):
+    """Rescales actions from [-1, 1] to a bounded Box and checks what comes back.
+
+    Raises ValueError for: a non-Box or unbounded action space (at construction), an action of the
+    wrong shape or with NaN/inf, an observation of the wrong shape or with NaN/inf, a NaN/inf
+    reward. Errors name the environment so a failing run says where the bad value came from.
+    """
+
+    def __init__(self, env: gym.Env, name: str | None = None) -> None:
+        super().__init__(env)
+        self.name = name or (env.spec.id if env.spec else type(env.unwrapped).__name__)
+        space = env.action_space
+        if not isinstance(space, gym.spaces.Box):
+            raise ValueError(
+                f"{self.name}: diffusion policies need a continuous Box action space, got {space}"
+            )
+        if not (np.isfinite(space.low).all() and np.isfinite(space.high).all()):
+            raise ValueError(f"{self.name}: the action space must be bounded, got {space}")
+        if not isinstance(env.observation_space, gym.spaces.Box):
+            raise ValueError(
+                f"{self.name}: need a Box (vector) observation space, got {env.observation_space}"
+            )
+        self._low = space.low.astype(np.float64)
+        self._high = space.high.astype(np.float64)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, space.shape, np.float32)
+        self.obs_shape = env.observation_space.shape
+
+    def reset(self, **kwargs) -> tuple[np.ndarray, dict]:
+        obs, info = self.env.reset(**kwargs)
+        return self._check_obs(obs), info
+
+    def step(self, action) -> tuple[np.ndarray, float, bool, bool, dict]:
+        action = np.asarray(action, dtype=np.float64)
+        if action.shape != self.action_space.shape:
+            raise ValueError(
+                f"{self.name}: action shape {action.shape} != {self.action_space.shape}"
+            )
+        if not np.isfinite(action).all():
+            raise ValueError(f"{self.name}: action contains NaN or inf: {action}")
+        scaled = self._low + (np.clip(action, -1.0, 1.0) + 1.0) * 0.5 * (self._high - self._low)
+        obs, reward, terminated, truncated, info = self.env.step(
+            scaled.astype(self.env.action_space.dtype)
+        )
+        if not np.isfinite(reward):
+            raise ValueError(f"{self.name}: the environment returned a non-finite reward {reward}")
+        return self._check_obs(obs), float(reward), bool(terminated), bool(truncated), info
+
+    def _check_obs(self, obs) -> np.ndarray:
+        obs = np.asarray(obs, dtype=np.float32)
+        if obs.shape != self.obs_shape:
+            raise ValueError(
+                f"{self.name}: observation shape {obs.shape} != declared {self.obs_shape}"
+            )
+        if not np.isfinite(obs).all():
+            raise ValueError(f"{self.name}: observation contains NaN or inf: {obs}")
+        return obs
+
+    # --- checkpointing ---------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        """The env's random state and, for MuJoCo envs, its full mid-episode simulator state, as
+        tensors and plain Python types (loadable with `torch.load(weights_only=True)`)."""
+        base = self.env.unwrapped
+        state: dict[str, Any] = {"np_random": copy.deepcopy(base.np_random.bit_generator.state)}
+        if hasattr(base, "get_rng_state"):  # DeepMind Control
+            state["dmc"] = base.get_rng_state()
+        sim = _mujoco_state(base)
+        limit = _time_limit(self.env)
+        if sim is not None and limit is not None:
+            state["mujoco"] = sim
+            state["elapsed_steps"] = int(limit._elapsed_steps)
+        return state
+
+    def restore(self, state: dict[str, Any]) -> bool:
+        """Restore a `snapshot`. Returns True if the episode continues where it was, False if the
+        caller must reset (only random state could be restored). Call after one `reset()`."""
+        base = self.env.unwrapped
+        if "dmc" in state:
+            base.set_rng_state(state["dmc"])
+        generator = getattr(np.random, state["np_random"]["bit_generator"])()
+        generator.state = copy.deepcopy(state["np_random"])
+        base.np_random = np.random.Generator(generator)
+        if "mujoco" not in state:
+            return False
+        import mujoco
+
+        spec = mujoco.mjtState.mjSTATE_INTEGRATION
+        mujoco.mj_setState(base.model, base.data, state["mujoco"].numpy(), spec)
+        _time_limit(self.env)._elapsed_steps = state["elapsed_steps"]
+        return True
+
+
+def _mujoco_state(base: gym.Env) -> torch.Tensor | None:
+    if not (hasattr(base, "model") and hasattr(base, "data")):
+        return None
+    import mujoco
+
+    spec = mujoco.mjtState.mjSTATE_INTEGRATION
+    buf = np.empty(mujoco.mj_stateSize(base.model, spec), dtype=np.float64)
+    mujoco.mj_getState(base.model, base.data, buf, spec)
+    return torch.from_numpy(buf)
+
+
+def _time_limit(env: gym.Env) -> gym.wrappers.TimeLimit | None:
+    while isinstance(env, gym.Wrapper):
+        if isinstance(env, gym.wrappers.TimeLimit):
+            return env
+        env = env.env
+    return None
+
+
+def make_env(name: str, action_repeat: int = 1) -> BoxActionAdapter:
+    """A gymnasium id ("Hopper-v5") or a DeepMind Control task ("cheetah-run"), adapted."""
+    if "-" in name and not name[:1].isupper():
+        from diffpolicy.rl.dmc import DMCEnv  # dm_control is imported only when used
+
+        return BoxActionAdapter(DMCEnv(name, action_repeat=action_repeat), name)
+    if action_repeat != 1:
+        raise ValueError("action_repeat is supported for DeepMind Control tasks only")
+    try:
+        env = gym.make(name)
+    except gym.error.Error as err:
+        raise ValueError(
+            f"unknown environment {name!r}: not a gymnasium id ({err}); DeepMind Control tasks "
+            "are named domain-task, e.g. cheetah-run"
+        ) from err
+    return BoxActionAdapter(env, name)

@@ -1,0 +1,33 @@
+"""Named starting configurations. Each is a TrainConfig; every field stays overridable by flag."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from diffpolicy.rl.agent import AgentConfig
+from diffpolicy.rl.config import TrainConfig
+
+# The QSM reference README suggests alpha (M_q) of about 120 for these DeepMind Control domains
+# and 50 elsewhere.
+_DMC_HIGH_ALPHA_DOMAINS = ("quadruped", "humanoid")
+
+
+def qsm_reference(env: str = "Hopper-v5") -> TrainConfig:
+    """The QSM reference implementation's settings (AgentConfig's defaults) on `env`."""
+    return TrainConfig(env=env, agent=AgentConfig())
+
+
+def qsm_dmc(env: str = "cheetah-run") -> TrainConfig:
+    """The reference preset on a DeepMind Control task, with alpha 120 on quadruped and humanoid.
+
+    Raises ValueError listing the valid names for an unknown task.
+    """
+    from diffpolicy.rl.dmc import DMC_TASKS
+
+    if env not in DMC_TASKS:
+        raise ValueError(f"unknown DeepMind Control task {env!r}; valid: {', '.join(DMC_TASKS)}")
+    cfg = qsm_reference(env)
+    if env.split("-")[0] in _DMC_HIGH_ALPHA_DOMAINS:
+        qsm = dataclasses.replace(cfg.agent.qsm, alpha=120.0)
+        cfg = dataclasses.replace(cfg, agent=dataclasses.replace(cfg.agent, qsm=qsm))
+    return cfg

@@ -1,0 +1,20 @@
+"""Samplers: DDPM (ancestral) and DDIM, sharing one loop, clipping and noise stream; and Langevin
+dynamics on the lowest-level score (where the QSM fixed point is the Boltzmann policy)."""
+
+from diffpolicy.samplers.base import NO_CLIPPING, Clipping, Denoiser, Sampler, even_timesteps
+from diffpolicy.samplers.ddim import DDIMSampler
+from diffpolicy.samplers.ddpm import VARIANCES, DDPMSampler, Variance
+from diffpolicy.samplers.langevin import LangevinSampler
+
+__all__ = [
+    "NO_CLIPPING",
+    "VARIANCES",
+    "Clipping",
+    "DDIMSampler",
+    "DDPMSampler",
+    "Denoiser",
+    "LangevinSampler",
+    "Sampler",
+    "Variance",
+    "even_timesteps",
+]

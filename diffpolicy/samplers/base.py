@@ -1,0 +1,146 @@
+"""What every sampler shares: the timestep subsequence, clipping, noise draws and the loop.
+
+A denoiser is any callable `denoise(x_t, t, cond) -> prediction` with x_t (batch, dim),
+t (batch,) integer timesteps and a prediction of x_t's shape in the declared parameterisation.
+Subclasses only say how one reverse step moves from level t to the lower level t_prev.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from diffpolicy.schedules import NoiseSchedule, check_prediction
+
+Denoiser = Callable[[Tensor, Tensor, Tensor | None], Tensor]
+
+
+def even_timesteps(num_train_steps: int, num_sample_steps: int) -> Tensor:
+    """K evenly spaced, strictly increasing timesteps in [0, T-1], ending at T-1.
+
+    Spacing (T-1)/(K-1) >= 1 when K <= T, so rounding never merges two of them.
+    """
+    if not 1 <= num_sample_steps <= num_train_steps:
+        raise ValueError(f"need 1 <= K <= T, got K={num_sample_steps}, T={num_train_steps}")
+    if num_sample_steps == 1:
+        return torch.tensor([num_train_steps - 1])
+    grid = torch.linspace(0, num_train_steps - 1, num_sample_steps, dtype=torch.float64)
+    return grid.round().long()
+
+
+@dataclass(frozen=True)
+class Clipping:
+    """Where samples are clipped to [low, high].
+
+    each_step: clip x after every reverse step (the QSM reference does this).
+    x0: clip the denoiser's implied clean sample before forming the step (diffusers' clip_sample).
+    """
+
+    low: float = -1.0
+    high: float = 1.0
+    each_step: bool = True
+    x0: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.low < self.high:
+            raise ValueError(f"clipping bounds need low < high, got [{self.low}, {self.high}]")
+
+
+NO_CLIPPING = Clipping(each_step=False, x0=False)
+
+
+class Sampler(ABC):
+    """Draws samples by running the reverse chain over K increasing timesteps tau_1 < ... < tau_K.
+
+    Args:
+        schedule: the noise schedule the denoiser was trained with.
+        prediction: what the denoiser outputs: "eps", "x0", "v" or "score".
+        timesteps: the subsequence to visit (default: all T levels).
+        clipping: a `Clipping`, or `NO_CLIPPING`.
+    """
+
+    def __init__(
+        self,
+        schedule: NoiseSchedule,
+        prediction: str = "eps",
+        timesteps: Sequence[int] | Tensor | None = None,
+        clipping: Clipping = NO_CLIPPING,
+    ) -> None:
+        check_prediction(prediction)
+        self.schedule = schedule
+        self.prediction = prediction
+        self.clipping = clipping
+        T = schedule.num_steps
+        steps = torch.arange(T) if timesteps is None else torch.as_tensor(timesteps).long()
+        if steps.ndim != 1 or steps.numel() < 1:
+            raise ValueError("timesteps must be a non-empty 1-D sequence")
+        if int(steps.min()) < 0 or int(steps.max()) >= T:
+            raise ValueError(f"timesteps must lie in [0, {T - 1}], got {steps.tolist()}")
+        if steps.numel() > 1 and not bool((steps[1:] > steps[:-1]).all()):
+            raise ValueError(f"timesteps must be strictly increasing, got {steps.tolist()}")
+        self.timesteps = steps
+
+    @property
+    def num_steps(self) -> int:
+        """K, the number of denoiser calls per sample."""
+        return self.timesteps.numel()
+
+    def sample(
+        self,
+        denoise: Denoiser,
+        cond: Tensor | None,
+        x_T: Tensor,
+        generator: torch.Generator | None = None,
+        differentiable: bool = False,
+    ) -> Tensor:
+        """Run the chain from x_T (batch, dim) and return the final sample (batch, dim).
+
+        Runs without autograd unless `differentiable=True` (Diffusion-QL backpropagates through it).
+        """
+        return self._run(denoise, cond, x_T, generator, differentiable, keep_chain=False)[-1]
+
+    def sample_chain(
+        self,
+        denoise: Denoiser,
+        cond: Tensor | None,
+        x_T: Tensor,
+        generator: torch.Generator | None = None,
+        differentiable: bool = False,
+    ) -> Tensor:
+        """The whole chain (K + 1, batch, dim): x_T first, the final sample last."""
+        chain = self._run(denoise, cond, x_T, generator, differentiable, keep_chain=True)
+        return torch.stack(chain)
+
+    def _run(self, denoise, cond, x_T, generator, differentiable, keep_chain) -> list[Tensor]:
+        if x_T.ndim != 2:
+            raise ValueError(f"x_T must have shape (batch, dim), got {tuple(x_T.shape)}")
+        chain = [x_T]
+        with torch.set_grad_enabled(differentiable and torch.is_grad_enabled()):
+            x = x_T
+            taus = self.timesteps.tolist()
+            for i in reversed(range(len(taus))):
+                t = torch.full((x.shape[0],), taus[i], dtype=torch.long, device=x.device)
+                t_prev = torch.full_like(t, taus[i - 1] if i > 0 else -1)
+                pred = denoise(x, t, cond)
+                x0 = self.schedule.convert(pred, x, t, self.prediction, "x0")
+                if self.clipping.x0:
+                    x0 = x0.clamp(self.clipping.low, self.clipping.high)
+                # eps consistent with the (possibly clipped) x0, as the step formulas assume.
+                eps = self.schedule.convert(x0, x, t, "x0", "eps")
+                # Drawn at every step, used or not, so samplers given one generator see one stream.
+                noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+                x = self.step(x, t, t_prev, x0, eps, noise)
+                if self.clipping.each_step:
+                    x = x.clamp(self.clipping.low, self.clipping.high)
+                chain = [*chain, x] if keep_chain else [x]
+        return chain
+
+    @abstractmethod
+    def step(
+        self, x_t: Tensor, t: Tensor, t_prev: Tensor, x0: Tensor, eps: Tensor, noise: Tensor
+    ) -> Tensor:
+        """One reverse step from level t to t_prev < t (t_prev = -1 means the clean sample)."""

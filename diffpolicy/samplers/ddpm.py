@@ -1,0 +1,43 @@
+"""DDPM ancestral sampling (Ho et al. 2020), over all T levels or a subsequence of them."""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+from torch import Tensor
+
+from diffpolicy.samplers.base import Sampler
+
+Variance = Literal["small", "large"]
+VARIANCES: tuple[str, ...] = get_args(Variance)
+
+
+class DDPMSampler(Sampler):
+    """x_prev = posterior mean of q(x_prev | x_t, x0_hat) + temperature * sigma * z.
+
+    variance "small" uses the posterior variance beta_tilde = beta (1 - abar_prev) / (1 - abar_t);
+    "large" uses beta itself. Over a subsequence, beta is the respaced 1 - abar_t / abar_prev.
+    No noise is added on the last step (to the clean sample), for either variance.
+    """
+
+    def __init__(self, *args, variance: Variance = "small", temperature: float = 1.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        if variance not in VARIANCES:
+            raise ValueError(f"unknown variance {variance!r}; valid: {', '.join(VARIANCES)}")
+        if temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {temperature}")
+        self.variance = variance
+        self.temperature = temperature
+
+    def step(self, x_t, t, t_prev, x0, eps, noise) -> Tensor:
+        abar = self.schedule.alpha_bar(t, x_t)
+        abar_prev = self.schedule.alpha_bar(t_prev, x_t)
+        alpha = abar / abar_prev
+        beta = 1.0 - alpha
+        # Posterior mean of q(x_prev | x_t, x0), Ho et al. eq. 7.
+        coef_x0 = abar_prev.sqrt() * beta / (1.0 - abar)
+        coef_xt = alpha.sqrt() * (1.0 - abar_prev) / (1.0 - abar)
+        mean = coef_x0 * x0 + coef_xt * x_t
+        var = beta * (1.0 - abar_prev) / (1.0 - abar) if self.variance == "small" else beta
+        last = (t_prev < 0).to(x_t.dtype).reshape(abar.shape)
+        return mean + (1.0 - last) * self.temperature * var.sqrt() * noise

@@ -1,0 +1,176 @@
+"""Tests for atomic, weights_only checkpoint files (diffpolicy.rl.checkpoint)."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+import torch
+
+from diffpolicy.rl.agent import Agent, AgentConfig
+from diffpolicy.rl.buffer import ReplayBuffer
+from diffpolicy.rl.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+
+torch.set_num_threads(1)
+
+UNPICKLED: list[str] = []
+
+
+def _record(note: str) -> str:
+    UNPICKLED.append(note)
+    return note
+
+
+class Payload:
+    """An arbitrary Python object; unpickling it would run code (it records that it did)."""
+
+    def __init__(self, note: str = "x") -> None:
+        self.note = note
+
+    def __reduce__(self):
+        return (_record, ("payload ran",))
+
+
+class Plain:
+    """An ordinary user class, not on torch's weights_only allow-list."""
+
+    def __init__(self) -> None:
+        self.value = torch.ones(2)
+
+
+def test_custom_class_instance_is_refused(tmp_path):
+    path = tmp_path / "custom.pt"
+    torch.save({"step": 1, "obj": Plain()}, path)
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(path)
+    assert str(path) in str(err.value)
+    assert isinstance(torch.load(path, weights_only=False)["obj"], Plain)
+
+
+def _state(seed: int) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    return {
+        "step": seed,
+        "weights": {"w": torch.randn(64, 64, generator=g), "b": torch.randn(64, generator=g)},
+        "flags": torch.tensor([True, False]),
+        "nested": [1, 2.5, "text", (3, 4), None],
+    }
+
+
+def _assert_same(a, b) -> None:
+    assert type(a) is type(b) or (isinstance(a, tuple) and isinstance(b, tuple))
+    if isinstance(a, torch.Tensor):
+        assert a.dtype == b.dtype and torch.equal(a, b)
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for k in a:
+            _assert_same(a[k], b[k])
+    elif isinstance(a, list | tuple):
+        assert len(a) == len(b)
+        for x, y in zip(a, b, strict=True):
+            _assert_same(x, y)
+    else:
+        assert a == b
+
+
+def test_round_trip(tmp_path):
+    path = tmp_path / "sub" / "dir" / "ckpt.pt"  # parent folders are created
+    state = _state(1)
+    save_checkpoint(state, path)
+    _assert_same(load_checkpoint(path), state)
+    assert not path.with_name(path.name + ".tmp").exists()
+    save_checkpoint(_state(2), path)  # overwrite
+    _assert_same(load_checkpoint(path), _state(2))
+
+
+def test_save_is_atomic_when_torch_save_crashes_midway(tmp_path, monkeypatch):
+    path = tmp_path / "ckpt.pt"
+    first = _state(1)
+    save_checkpoint(first, path)
+    first_bytes = path.read_bytes()
+    real_save = torch.save
+
+    def crashing_save(obj, f, *args, **kwargs):
+        buffer = io.BytesIO()
+        real_save(obj, buffer, *args, **kwargs)
+        data = buffer.getvalue()
+        f.write(data[: len(data) // 2])  # half of the new checkpoint reaches the disk
+        raise OSError("simulated crash while writing")
+
+    monkeypatch.setattr(torch, "save", crashing_save)
+    with pytest.raises(OSError, match="simulated crash"):
+        save_checkpoint(_state(2), path)
+    monkeypatch.setattr(torch, "save", real_save)
+
+    assert path.read_bytes() == first_bytes
+    _assert_same(load_checkpoint(path), first)
+    # The next successful save replaces the debris.
+    save_checkpoint(_state(3), path)
+    _assert_same(load_checkpoint(path), _state(3))
+
+
+def test_missing_file_raises_with_path(tmp_path):
+    path = tmp_path / "nothing_here.pt"
+    with pytest.raises(CheckpointError, match="nothing_here.pt") as err:
+        load_checkpoint(path)
+    assert str(path) in str(err.value)
+    with pytest.raises(CheckpointError, match=str(tmp_path)):
+        load_checkpoint(tmp_path)  # a directory is not a checkpoint
+
+
+def test_random_bytes_raise_with_path(tmp_path):
+    path = tmp_path / "garbage.pt"
+    g = torch.Generator().manual_seed(0)
+    path.write_bytes(bytes(torch.randint(256, (4096,), generator=g, dtype=torch.uint8).tolist()))
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(path)
+    assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize("keep", [0.0, 0.1, 0.5, 0.9])
+def test_truncated_checkpoint_raises_with_path(tmp_path, keep):
+    good, bad = tmp_path / "good.pt", tmp_path / "bad.pt"
+    save_checkpoint(_state(1), good)
+    data = good.read_bytes()
+    bad.write_bytes(data[: int(len(data) * keep)])
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(bad)
+    assert str(bad) in str(err.value)
+    assert isinstance(err.value, RuntimeError)
+
+
+def test_arbitrary_python_objects_are_refused(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"step": 1, "payload": Payload()}, path)  # saved directly, as a foreign file
+    UNPICKLED.clear()
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(path)
+    assert str(path) in str(err.value)
+    assert UNPICKLED == []  # the payload never ran
+    # The same file does load (and runs the payload) without weights_only: the refusal is real.
+    torch.load(path, weights_only=False)
+    assert UNPICKLED == ["payload ran"]
+
+
+def test_agent_and_buffer_state_survive_weights_only(tmp_path):
+    cfg = AgentConfig(actor_hidden=(16, 16), critic_hidden=(16, 16), batch_size=8, ema_decay=0.9)
+    torch.manual_seed(0)
+    agent = Agent(3, 2, cfg)
+    buf = ReplayBuffer(3, 2, 16)
+    for i in range(10):
+        buf.add(torch.randn(3), torch.rand(2) * 2 - 1, float(i), torch.randn(3), i == 9, False)
+    agent.update(buf.sample(8, torch.Generator().manual_seed(0)))  # Adam state, EMA, lr schedule
+    path = tmp_path / "run.pt"
+    save_checkpoint({"agent": agent.training_state(), "buffer": buf.state_dict()}, path)
+    state = load_checkpoint(path)
+
+    torch.manual_seed(1)
+    fresh = Agent(3, 2, cfg)
+    fresh.load_training_state(state["agent"])
+    _assert_same(fresh.state_dict(), agent.state_dict())
+    _assert_same(fresh.actor_opt.state_dict(), agent.actor_opt.state_dict())
+    _assert_same(fresh.critic_opt.state_dict(), agent.critic_opt.state_dict())
+    assert int(fresh.ema.num_updates) == 1
+    restored = ReplayBuffer(3, 2, 16)
+    restored.load_state_dict(state["buffer"])
+    assert len(restored) == 10 and torch.equal(restored.rewards[:10], buf.rewards[:10])

@@ -1,0 +1,259 @@
+"""The learning-benchmark harness (benchmarks/learning.py): aggregation against hand-computed
+values, the resume/skip decision, command building, and one tiny SB3 SAC run whose eval.csv must
+have the QSM loop's columns."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+learning = _load("learning")
+
+EVAL_FIELDS = [
+    "step",
+    "return_mean",
+    "return_std",
+    "return_min",
+    "return_max",
+    "length_mean",
+    "episodes",
+    "wall_time",
+]
+
+
+def write_eval(path: Path, curve: dict[int, float]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, EVAL_FIELDS)
+        writer.writeheader()
+        for step, ret in curve.items():
+            writer.writerow(
+                {
+                    "step": step,
+                    "return_mean": ret,
+                    "return_std": 1.0,
+                    "return_min": ret - 1,
+                    "return_max": 1e9,  # a best-of value that must never be reported
+                    "length_mean": 1000,
+                    "episodes": 10,
+                    "wall_time": 0.0,
+                }
+            )
+
+
+def write_sps(path: Path, values: list[float]) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["step", "sps"])
+        writer.writerows([(1000 * (i + 1), v) for i, v in enumerate(values)])
+
+
+def sample_std(values: list[float]) -> float:
+    mean = sum(values) / len(values)
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+
+@pytest.fixture
+def suite(tmp_path: Path) -> Path:
+    """Hopper-v5: qsm with 3 seeds (seed 2 stops at 100k), sac with 2 seeds; Walker2d: 1 seed."""
+    root = tmp_path / "results" / "mujoco"
+    steps = [50_000, 100_000, 150_000, 200_000]
+    for seed, scale in ((0, 1.0), (1, 2.0), (2, 4.0)):
+        n = 2 if seed == 2 else 4
+        curve = {s: scale * s / 1000 for s in steps[:n]}
+        write_eval(root / "Hopper-v5" / "qsm" / f"seed{seed}" / "eval.csv", curve)
+    for seed, offset in ((0, 10.0), (1, 30.0)):
+        curve = {s: offset + s / 1000 for s in steps}
+        write_eval(root / "Hopper-v5" / "sac" / f"seed{seed}" / "eval.csv", curve)
+        write_sps(root / "Hopper-v5" / "sac" / f"seed{seed}" / "sps.csv", [50.0, 50.0])
+    write_sps(root / "Hopper-v5" / "qsm" / "seed0" / "sps.csv", [100.0, 50.0])
+    write_eval(root / "Walker2d-v5" / "qsm" / "seed0" / "eval.csv", {50_000: 7.0})
+    return root
+
+
+def rows_of(rows, env, method):
+    return {(r["point"], r["step"]): r for r in rows if r["env"] == env and r["method"] == method}
+
+
+def test_summary_values_at_fixed_steps(suite: Path):
+    rows = learning.aggregate_suite(suite, [50_000, 100_000, 200_000])
+    qsm = rows_of(rows, "Hopper-v5", "qsm")
+    # seed 2 never reached 150k/200k: only 50k, 100k and the last common step (100k) are reported
+    assert set(qsm) == {("fixed", 50_000), ("fixed", 100_000), ("last", 100_000)}
+    for step in (50_000, 100_000):
+        values = [scale * step / 1000 for scale in (1.0, 2.0, 4.0)]
+        row = qsm[("fixed", step)]
+        assert row["seeds"] == 3
+        assert row["return_mean"] == pytest.approx(sum(values) / 3)
+        assert row["return_std"] == pytest.approx(sample_std(values))
+    assert qsm[("last", 100_000)]["return_mean"] == pytest.approx(700 / 3)
+
+    sac = rows_of(rows, "Hopper-v5", "sac")
+    assert set(sac) == {
+        ("fixed", 50_000),
+        ("fixed", 100_000),
+        ("fixed", 200_000),
+        ("last", 200_000),
+    }
+    assert sac[("fixed", 200_000)]["return_mean"] == pytest.approx(220.0)
+    assert sac[("fixed", 200_000)]["return_std"] == pytest.approx(sample_std([210.0, 230.0]))
+
+    walker = rows_of(rows, "Walker2d-v5", "qsm")
+    assert walker[("fixed", 50_000)]["return_mean"] == 7.0
+    assert math.isnan(walker[("fixed", 50_000)]["return_std"])  # one seed: no spread
+    assert all(r["return_mean"] < 1e6 for r in rows)  # never the best-of column
+
+
+def test_aggregate_files(suite: Path):
+    learning.aggregate_suite(suite, [50_000, 100_000])
+    with open(suite / "summary.csv", newline="") as f:
+        saved = list(csv.DictReader(f))
+    assert {r["method"] for r in saved} == {"qsm", "sac"}
+    assert float(rows_of(saved, "Hopper-v5", "sac")[("fixed", "50000")]["return_mean"]) == 70.0
+    for env in ("Hopper-v5", "Walker2d-v5"):
+        png = suite / f"{env}.png"
+        assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    md = (suite / "summary.md").read_text()
+    assert "## Hopper-v5" in md and "| qsm | 3 |" in md and "233.3 ± " in md
+    with open(suite / "sps.csv", newline="") as f:
+        sps = {(r["method"], r["seed"]): float(r["sps"]) for r in csv.DictReader(f)}
+    # whole-loop rate: two equal windows at 100 and 50 steps/s -> 2 / (1/100 + 1/50)
+    assert sps[("qsm", "0")] == pytest.approx(200 / 3)
+    assert sps[("sac", "1")] == pytest.approx(50.0)
+    assert "| Hopper-v5 | qsm | 1 | 66.7 | 1.33 |" in md
+
+
+def test_collect_drops_the_warmup_window(tmp_path: Path):
+    run_dir = tmp_path / "run"
+    write_eval(run_dir / "eval.csv", {200: 1.0})
+    (run_dir / "config.json").write_text(json.dumps({"warmup_steps": 200, "log_every": 100}))
+    with open(run_dir / "metrics.csv", "w") as f:
+        f.write("step,sps,critic_loss\n200,1500.0,1.0\n300,40.0,1.0\n400,60.0,1.0\n")
+    assert learning.collect(run_dir, tmp_path / "res")
+    assert (tmp_path / "res" / "eval.csv").read_text() == (run_dir / "eval.csv").read_text()
+    assert learning.run_sps(tmp_path / "res" / "sps.csv") == pytest.approx(48.0)
+    assert not learning.collect(tmp_path / "missing", tmp_path / "res2")
+
+
+def test_decide(tmp_path: Path):
+    d = tmp_path / "run"
+    assert learning.decide(d, 1000) == "fresh"  # nothing there
+    d.mkdir()
+    (d / "harness.log").write_text("$ ...\n")
+    assert learning.decide(d, 1000) == "fresh"  # only the harness's log
+    (d / "config.json").write_text("{}")
+    assert learning.decide(d, 1000) == "restart"  # started, never checkpointed
+    (d / "checkpoint.pt").write_bytes(b"")
+    assert learning.decide(d, 1000) == "resume"
+    assert learning.decide(d, 1000, busy=True) == "busy"  # a live process trains there
+    write_eval(d / "eval.csv", {500: 1.0})
+    assert learning.decide(d, 1000) == "resume"  # eval.csv short of the budget
+    write_eval(d / "eval.csv", {500: 1.0, 1000: 2.0})
+    assert learning.decide(d, 1000) == "skip"
+    assert learning.decide(d, 1000, busy=True) == "skip"
+    assert learning.decide(d, 2000) == "resume"  # a larger budget extends the run
+
+    sac = tmp_path / "sac"
+    sac.mkdir()
+    (sac / "config.json").write_text("{}")
+    (sac / "sac_checkpoint.json").write_text("{}")
+    assert learning.decide(sac, 1000) == "resume"
+
+
+def test_build_command(tmp_path: Path, monkeypatch):
+    run_dir = tmp_path / "r"
+    extra, sac_extra = ["--warmup-steps", "200"], ["--learning-starts", "200"]
+    cmd = learning.build_command(
+        "qsm-best", "mujoco", "Hopper-v5", 3, 600, run_dir, True, extra, sac_extra
+    )
+    assert cmd[0] == sys.executable and cmd[1].endswith("recipes/qsm_mujoco.py")
+    assert cmd[cmd.index("--seed") + 1] == "3" and cmd[cmd.index("--steps") + 1] == "600"
+    assert cmd[cmd.index("--run-dir") + 1] == str(run_dir)
+    assert "--agent.critic-layer-norm" in cmd and cmd[-3:] == [*extra, "--resume"]
+    assert "--learning-starts" not in cmd
+
+    cmd = learning.build_command(
+        "sac", "mujoco", "Hopper-v5", 0, 600, run_dir, False, extra, sac_extra
+    )
+    assert cmd[1].endswith("benchmarks/sac_baseline.py")
+    assert cmd[-2:] == sac_extra and "--warmup-steps" not in cmd and "--resume" not in cmd
+
+    monkeypatch.setitem(learning.METHODS, "nope", learning.Method(("recipes/nope_{suite}.py",)))
+    with pytest.raises(FileNotFoundError, match="nope_dmc.py"):
+        learning.build_command("nope", "dmc", "cheetah-run", 0, 600, run_dir, False)
+
+
+def test_plan_checks_suite_and_method(tmp_path: Path):
+    base = {"runs_root": tmp_path / "runs", "results_root": tmp_path / "res", "seeds": (0,)}
+    with pytest.raises(ValueError, match="suite"):
+        learning.plan(learning.Run(suite="mujoco", envs=("cheetah-run",), **base))
+    with pytest.raises(ValueError, match="unknown methods"):
+        learning.plan(learning.Run(methods=("nope",), **base))
+    jobs = learning.plan(learning.Run(methods=("qsm-reference", "sac"), steps=600, **base))
+    assert [(j.method, j.decision) for j in jobs] == [("qsm-reference", "fresh"), ("sac", "fresh")]
+    assert jobs[1].run_dir == (tmp_path / "runs" / "mujoco" / "Hopper-v5" / "sac" / "seed0")
+    assert jobs[1].result_dir == tmp_path / "res" / "mujoco" / "Hopper-v5" / "sac" / "seed0"
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs Linux /proc")
+def test_active_run_dirs_sees_a_live_run(tmp_path: Path):
+    code = "import time; time.sleep(30)"
+    proc = subprocess.Popen([sys.executable, "-c", code, "--run-dir", str(tmp_path / "x")])
+    try:
+        deadline = time.time() + 10
+        while (tmp_path / "x").resolve() not in learning.active_run_dirs():
+            assert time.time() < deadline, "the live process's --run-dir was not found"
+            time.sleep(0.1)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.slow
+def test_tiny_sac_run_writes_the_qsm_loop_columns(tmp_path: Path):
+    pytest.importorskip("stable_baselines3")
+    from diffpolicy.rl.logger import Logger
+
+    sac = _load("sac_baseline")
+    cfg = sac.SACConfig(
+        env="Hopper-v5",
+        steps=160,
+        seed=0,
+        run_dir=tmp_path / "sac",
+        learning_starts=120,
+        eval_every=80,
+        eval_episodes=2,
+        checkpoint_every=80,
+        log_every=40,
+        progress=False,
+    )
+    run_dir = sac.train(cfg)
+    with open(run_dir / "eval.csv", newline="") as f:
+        reader = csv.DictReader(f)
+        rows = list(reader)
+    assert reader.fieldnames == Logger.EVAL_FIELDS == EVAL_FIELDS
+    assert [int(r["step"]) for r in rows] == [80, 160]
+    assert all(int(r["episodes"]) == 2 for r in rows)
+    manifest = json.loads((run_dir / "sac_checkpoint.json").read_text())
+    assert manifest["step"] == 160 and (run_dir / manifest["replay_buffer"]).is_file()
+    with open(run_dir / "metrics.csv", newline="") as f:
+        assert [int(r["step"]) for r in csv.DictReader(f)] == [160]  # windows after warm-up

@@ -1,0 +1,259 @@
+"""End-to-end behaviour of the training loop: run directory, determinism, exact resume,
+signals, and clear errors that overwrite nothing."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from diffpolicy.rl import AgentConfig, CheckpointError, TrainConfig, load_checkpoint, train
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_AGENT = AgentConfig(actor_hidden=(32, 32), critic_hidden=(32, 32), batch_size=32)
+
+
+def tiny(run_dir: Path, **overrides) -> TrainConfig:
+    """A few hundred Hopper steps with tiny networks: seconds, but every code path runs."""
+    fields = dict(
+        env="Hopper-v5",
+        steps=300,
+        seed=3,
+        run_dir=run_dir,
+        warmup_steps=100,
+        eval_every=150,
+        eval_episodes=2,
+        checkpoint_every=100,
+        log_every=50,
+        progress=False,
+        agent=TINY_AGENT,
+    )
+    fields.update(overrides)
+    return TrainConfig(**fields)
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def assert_same_state(a: dict, b: dict) -> None:
+    """Networks, targets, optimiser moments, replay contents and RNG states all equal."""
+
+    def flat(x, prefix=""):
+        if isinstance(x, dict):
+            for k, v in x.items():
+                yield from flat(v, f"{prefix}/{k}")
+        elif isinstance(x, list | tuple):
+            for i, v in enumerate(x):
+                yield from flat(v, f"{prefix}/{i}")
+        else:
+            yield prefix, x
+
+    fa, fb = dict(flat(a)), dict(flat(b))
+    assert fa.keys() == fb.keys()
+    for key, va in fa.items():
+        vb = fb[key]
+        if isinstance(va, torch.Tensor):
+            assert torch.equal(va, vb), key
+        else:
+            assert va == vb or (va != va and vb != vb), key  # NaN == NaN for last_eval
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> Path:
+    return train(tiny(tmp_path_factory.mktemp("full") / "run"))
+
+
+def test_run_directory_holds_config_metrics_and_checkpoint(uninterrupted: Path):
+    for name in ("config.json", "eval.csv", "metrics.csv", "train_episodes.csv", "checkpoint.pt"):
+        assert (uninterrupted / name).is_file(), name
+    rows = read_csv(uninterrupted / "eval.csv")
+    assert [int(r["step"]) for r in rows] == [150, 300]
+    assert all(np.isfinite(float(r["return_mean"])) for r in rows)
+    assert load_checkpoint(uninterrupted / "checkpoint.pt")["step"] == 300
+
+
+def test_same_seed_same_evaluation_returns(uninterrupted: Path, tmp_path: Path):
+    again = train(tiny(tmp_path / "again"))
+    returns = [r["return_mean"] for r in read_csv(uninterrupted / "eval.csv")]
+    assert [r["return_mean"] for r in read_csv(again / "eval.csv")] == returns
+    other = train(tiny(tmp_path / "other", seed=4))
+    assert [r["return_mean"] for r in read_csv(other / "eval.csv")] != returns
+
+
+def test_stopped_and_resumed_run_ends_in_the_same_state(uninterrupted: Path, tmp_path: Path):
+    """Stop mid-episode at step 170 (not a checkpoint multiple), resume to 300: every tensor of the
+    final checkpoint (nets, targets, Adam moments, replay, RNGs, env state) equals the
+    uninterrupted run's, and so do the logs."""
+    run = tmp_path / "resumed"
+    train(tiny(run, steps=170))
+    train(tiny(run, steps=300, resume=True))
+    assert_same_state(
+        load_checkpoint(run / "checkpoint.pt"), load_checkpoint(uninterrupted / "checkpoint.pt")
+    )
+    for name in ("eval.csv", "train_episodes.csv"):
+        strip = [{k: v for k, v in r.items() if k != "wall_time"} for r in read_csv(run / name)]
+        full = read_csv(uninterrupted / name)
+        assert strip == [{k: v for k, v in r.items() if k != "wall_time"} for r in full]
+
+
+def test_existing_run_is_not_overwritten_without_resume(uninterrupted: Path):
+    before = (uninterrupted / "checkpoint.pt").read_bytes()
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(tiny(uninterrupted))
+    assert (uninterrupted / "checkpoint.pt").read_bytes() == before
+
+
+def test_resume_without_a_run_is_a_clear_error(tmp_path: Path):
+    with pytest.raises(CheckpointError, match="config.json"):
+        train(tiny(tmp_path / "nothing", resume=True))
+
+
+def test_resume_from_a_corrupt_checkpoint_is_a_clear_error_and_changes_nothing(tmp_path: Path):
+    run = train(tiny(tmp_path / "run", steps=120))
+    (run / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    eval_before = (run / "eval.csv").read_bytes()
+    with pytest.raises(CheckpointError, match="corrupt"):
+        train(tiny(run, resume=True))
+    assert (run / "checkpoint.pt").read_bytes() == b"not a checkpoint"
+    assert (run / "eval.csv").read_bytes() == eval_before
+
+
+class _FaultyEnv(gym.Env):
+    """A 3-dim control task that misbehaves at a chosen step: NaN reward or a wrong-shaped obs."""
+
+    observation_space = gym.spaces.Box(-np.inf, np.inf, (4,), np.float32)
+    action_space = gym.spaces.Box(-2.0, 2.0, (3,), np.float32)
+
+    def __init__(self, fault: str = "nan_reward", at: int = 130) -> None:
+        self.fault, self.at, self.t = fault, at, 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(4, np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        obs, reward = np.full(4, 0.1, np.float32), 1.0
+        if self.t >= self.at:
+            if self.fault == "nan_reward":
+                reward = float("nan")
+            else:
+                obs = np.zeros(5, np.float32)
+        return obs, reward, False, self.t % 50 == 0, {}
+
+
+gym.register("FaultyNaN-v0", entry_point=_FaultyEnv, kwargs={"fault": "nan_reward"})
+gym.register("FaultyObs-v0", entry_point=_FaultyEnv, kwargs={"fault": "bad_obs"})
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [("FaultyNaN-v0", "non-finite reward"), ("FaultyObs-v0", "observation shape")],
+)
+def test_bad_env_output_stops_the_run_and_keeps_the_last_good_checkpoint(env, message, tmp_path):
+    run = tmp_path / "run"
+    with pytest.raises(ValueError, match=message):
+        train(tiny(run, env=env, steps=300, eval_every=1000))
+    assert load_checkpoint(run / "checkpoint.pt")["step"] == 100  # not overwritten after the fault
+
+
+def test_discrete_action_env_is_rejected_before_anything_is_written(tmp_path: Path):
+    with pytest.raises(ValueError, match="Box"):
+        train(tiny(tmp_path / "run", env="CartPole-v1"))
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def _recipe(*args: str, **popen) -> subprocess.Popen:
+    env = {**os.environ, "MUJOCO_GL": "egl"}
+    return subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, **popen)
+
+
+TINY_FLAGS = [
+    "--warmup-steps",
+    "100",
+    "--eval-every",
+    "150",
+    "--eval-episodes",
+    "2",
+    "--log-every",
+    "50",
+    "--agent.actor-hidden",
+    "32",
+    "32",
+    "--agent.critic-hidden",
+    "32",
+    "32",
+    "--agent.batch-size",
+    "32",
+    "--no-progress",
+]
+
+
+@pytest.mark.parametrize(
+    ("recipe", "env"),
+    [("recipes/qsm_mujoco.py", "Hopper-v5"), ("recipes/qsm_dmc.py", "cheetah-run")],
+)
+def test_recipe_end_to_end(recipe: str, env: str, tmp_path: Path):
+    run = tmp_path / "run"
+    proc = _recipe(
+        recipe,
+        "--env",
+        env,
+        "--steps",
+        "300",
+        "--run-dir",
+        str(run),
+        *TINY_FLAGS,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    assert str(run) in out
+    rows = read_csv(run / "eval.csv")
+    assert [int(r["step"]) for r in rows] == [150, 300]
+    assert {"step", "return_mean"} <= set(rows[0])
+
+
+def test_sigterm_saves_a_checkpoint_that_resumes(tmp_path: Path):
+    run = tmp_path / "run"
+    flags = [
+        "--env",
+        "Hopper-v5",
+        "--steps",
+        "100000",
+        "--run-dir",
+        str(run),
+        "--checkpoint-every",
+        "100000",
+        *TINY_FLAGS,
+    ]
+    proc = _recipe(
+        "recipes/qsm_mujoco.py", *flags, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    deadline = time.time() + 120
+    while not (run / "eval.csv").exists() or not read_csv(run / "eval.csv"):
+        assert proc.poll() is None and time.time() < deadline, "the run did not get going"
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, out
+    assert "--resume" in out
+    stopped_at = load_checkpoint(run / "checkpoint.pt")["step"]
+    assert stopped_at >= 150
+    cfg = dataclasses.replace(tiny(run), steps=stopped_at + 50, resume=True)
+    train(cfg)
+    assert load_checkpoint(run / "checkpoint.pt")["step"] == stopped_at + 50
