@@ -54,7 +54,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,6 +70,7 @@ from tqdm import tqdm
 from diffpolicy.rl.envs import make_env
 from diffpolicy.rl.evaluate import evaluate
 from diffpolicy.rl.logger import Logger
+from diffpolicy.rl.signals import StopFlag
 
 CONFIG = "config.json"
 MANIFEST = "sac_checkpoint.json"
@@ -221,28 +221,6 @@ def _grow_buffer(model: SAC, capacity: int) -> None:
 
 
 # --- the callback --------------------------------------------------------------------------------
-class _StopFlag:
-    """SIGINT/SIGTERM set a flag; the run checkpoints at the end of the step and exits."""
-
-    def __init__(self) -> None:
-        self.signal: int | None = None
-        self._old = {}
-
-    def __enter__(self):
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self._old[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        if self.signal is not None:  # a second signal: stop now
-            raise KeyboardInterrupt
-        self.signal = signum
-
-    def __exit__(self, *exc) -> None:
-        for sig, handler in self._old.items():
-            signal.signal(sig, handler)
-
-
 class ProtocolCallback(BaseCallback):
     """Evaluation, logging and checkpoints on SB3's own SAC loop.
 
@@ -257,7 +235,7 @@ class ProtocolCallback(BaseCallback):
         cfg: SACConfig,
         eval_envs: list,
         logger: Logger,
-        stop: _StopFlag,
+        stop: StopFlag,
         bar: tqdm,
     ) -> None:
         super().__init__(verbose=0)
@@ -348,7 +326,7 @@ def train(cfg: SACConfig) -> Path:
         desc=f"{cfg.env} sb3-sac seed{cfg.seed}",
     )
     try:
-        with _StopFlag() as stop:
+        with StopFlag() as stop:
             callback = ProtocolCallback(cfg, eval_envs, logger, stop, bar)
             if start < cfg.steps:
                 model.learn(cfg.steps - start, callback=callback, reset_num_timesteps=False)

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from diffpolicy.rl.logger import Logger
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -28,16 +30,7 @@ def _load(name: str):
 
 learning = _load("learning")
 
-EVAL_FIELDS = [
-    "step",
-    "return_mean",
-    "return_std",
-    "return_min",
-    "return_max",
-    "length_mean",
-    "episodes",
-    "wall_time",
-]
+EVAL_FIELDS = Logger.EVAL_FIELDS
 
 
 def write_eval(path: Path, curve: dict[int, float]) -> None:
@@ -231,7 +224,6 @@ def test_active_run_dirs_sees_a_live_run(tmp_path: Path):
 @pytest.mark.slow
 def test_tiny_sac_run_writes_the_qsm_loop_columns(tmp_path: Path):
     pytest.importorskip("stable_baselines3")
-    from diffpolicy.rl.logger import Logger
 
     sac = _load("sac_baseline")
     cfg = sac.SACConfig(
@@ -250,7 +242,7 @@ def test_tiny_sac_run_writes_the_qsm_loop_columns(tmp_path: Path):
     with open(run_dir / "eval.csv", newline="") as f:
         reader = csv.DictReader(f)
         rows = list(reader)
-    assert reader.fieldnames == Logger.EVAL_FIELDS == EVAL_FIELDS
+    assert reader.fieldnames == EVAL_FIELDS
     assert [int(r["step"]) for r in rows] == [80, 160]
     assert all(int(r["episodes"]) == 2 for r in rows)
     manifest = json.loads((run_dir / "sac_checkpoint.json").read_text())

@@ -4,7 +4,6 @@ logging, and checkpoints that resume exactly."""
 from __future__ import annotations
 
 import dataclasses
-import signal
 import time
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from diffpolicy.rl.config import TrainConfig, config_from_json, config_to_json
 from diffpolicy.rl.envs import make_env
 from diffpolicy.rl.evaluate import evaluate
 from diffpolicy.rl.logger import Logger
+from diffpolicy.rl.signals import StopFlag
 
 CHECKPOINT = "checkpoint.pt"
 CONFIG = "config.json"
@@ -47,28 +47,6 @@ def resolve_config(cfg: TrainConfig) -> TrainConfig:
         resume=True,
         run_dir=run_dir,
     )
-
-
-class _StopFlag:
-    """SIGINT/SIGTERM set a flag; the loop saves at the end of the step and exits."""
-
-    def __init__(self) -> None:
-        self.signal: int | None = None
-        self._old = {}
-
-    def __enter__(self):
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self._old[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        if self.signal is not None:  # a second signal: stop now
-            raise KeyboardInterrupt
-        self.signal = signum
-
-    def __exit__(self, *exc) -> None:
-        for sig, handler in self._old.items():
-            signal.signal(sig, handler)
 
 
 def _numpy_rng_state() -> dict:
@@ -156,7 +134,7 @@ def train(cfg: TrainConfig) -> Path:
     )
     window_start, window_step, metrics = time.perf_counter(), step, {}
     try:
-        with _StopFlag() as stop:
+        with StopFlag() as stop:
             while step < cfg.steps:
                 if step < cfg.warmup_steps:
                     action = torch.rand(act_dim) * 2 - 1

@@ -19,6 +19,8 @@ MAX_BETA = 0.999
 def linear_betas(num_steps: int) -> torch.Tensor:
     """DDPM's linear betas (1e-4 to 0.02 at T = 1000), rescaled by 1000 / T as in Nichol and
     Dhariwal so that the total noise does not depend on T; clipped at MAX_BETA for T < 20."""
+    if num_steps == 1:  # one level must be the noisiest one, not linspace's start
+        return torch.tensor([MAX_BETA], dtype=torch.float64)
     scale = 1000.0 / num_steps
     betas = torch.linspace(scale * 1e-4, scale * 0.02, num_steps, dtype=torch.float64)
     return betas.clamp(max=MAX_BETA)
