@@ -13,7 +13,7 @@ import sys
 
 import tyro
 
-from diffpolicy.rl import train
+from diffpolicy.rl import train_from_cli
 from diffpolicy.rl.presets import qsm_dmc
 
 
@@ -26,8 +26,7 @@ def main() -> None:
         preset = qsm_dmc(env)
     except ValueError as err:
         sys.exit(f"error: {err}")
-    cfg = tyro.cli(type(preset), default=preset, description=__doc__)
-    print(f"run directory: {train(cfg)}")
+    train_from_cli(tyro.cli(type(preset), default=preset, description=__doc__))
 
 
 if __name__ == "__main__":

@@ -9,13 +9,11 @@ lr 3e-4, tau 0.005, gamma 0.99, 10k warm-up steps, exploration noise 0.1.
 
 import tyro
 
-from diffpolicy.rl import TrainConfig, train
+from diffpolicy.rl import TrainConfig, train_from_cli
 
 
 def main() -> None:
-    cfg = tyro.cli(TrainConfig, description=__doc__)
-    run_dir = train(cfg)
-    print(f"run directory: {run_dir}")
+    train_from_cli(tyro.cli(TrainConfig, description=__doc__))
 
 
 if __name__ == "__main__":

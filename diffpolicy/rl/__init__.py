@@ -7,7 +7,7 @@ from diffpolicy.rl.checkpoint import CheckpointError, load_checkpoint, save_chec
 from diffpolicy.rl.config import TrainConfig, config_from_json, config_to_json
 from diffpolicy.rl.envs import BoxActionAdapter, make_env
 from diffpolicy.rl.evaluate import evaluate
-from diffpolicy.rl.loop import train
+from diffpolicy.rl.loop import train, train_from_cli
 from diffpolicy.rl.policy import DiffusionPolicy
 
 __all__ = [
@@ -27,4 +27,5 @@ __all__ = [
     "make_sampler",
     "save_checkpoint",
     "train",
+    "train_from_cli",
 ]

@@ -4,6 +4,7 @@ logging, and checkpoints that resume exactly."""
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 from pathlib import Path
 
@@ -186,4 +187,15 @@ def train(cfg: TrainConfig) -> Path:
         env.close()
         for e in eval_envs:
             e.close()
+    return run_dir
+
+
+def train_from_cli(cfg: TrainConfig) -> Path:
+    """`train` for recipes: a run directory that cannot be used ends the process with a one-line
+    error instead of a traceback; prints where the run went."""
+    try:
+        run_dir = train(cfg)
+    except (FileExistsError, CheckpointError) as err:
+        sys.exit(f"error: {err}")
+    print(f"run directory: {run_dir}")
     return run_dir
