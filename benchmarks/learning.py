@@ -322,10 +322,11 @@ def write_markdown(path: Path, suite: str, groups: list[Group], rows: list[dict]
     lines = [
         f"# Learning benchmarks: {suite}",
         "",
-        "Evaluation return (mean of 10 deterministic-policy episodes per evaluation, protocol in "
-        "shared/PROTOCOL.md): mean ± sample std over seeds, at fixed env steps every seed has "
-        "reached, and at the last step every seed has reached. Values at the step, never a "
-        "run's best.",
+        "Evaluation return (mean over the run's evaluation episodes, 10 by default, each on its "
+        "own seeded env, without exploration noise; QSM's diffusion sample stays stochastic and "
+        "its online weights act, SAC acts with its mean action; protocol in shared/PROTOCOL.md): "
+        "mean ± sample std over seeds, at fixed env steps every seed has reached, and at the "
+        "last step every seed has reached. Values at the step, never a run's best.",
         "",
     ]
     for env in sorted({g.env for g in groups}):

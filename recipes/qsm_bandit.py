@@ -1,7 +1,7 @@
 """QSM on a 2-D multi-modal bandit: the picture of a diffusion policy that keeps every mode.
 
-    python recipes/qsm_bandit.py                 # writes runs/bandit/qsm_bandit.png
-    python recipes/qsm_bandit.py --sampler ddpm  # the agent's DDPM sampler instead of Langevin
+    python recipes/qsm_bandit.py                 # writes runs/bandit/qsm_bandit_langevin.png
+    python recipes/qsm_bandit.py --sampler ddpm  # DDPM sampling instead: ..._ddpm.png
 
 The reward has four separated peaks. Each round the policy acts (a batch of actions), a critic
 ensemble regresses onto the observed rewards (a one-step problem: the TD target is the reward), and
@@ -47,12 +47,13 @@ class BanditConfig:
     alpha: float = 20.0
     """QSM inverse temperature: the policy's score is matched to alpha * grad Q."""
     sampler: Literal["langevin", "ddpm"] = "langevin"
-    """How the plotted actions are drawn: Langevin on the learned score (whose fixed point is the
-    Boltzmann policy exp(alpha Q)), or the DDPM sampler the agent acts with."""
+    """How the policy acts and the plotted actions are drawn: Langevin on the learned score (whose
+    fixed point is the Boltzmann policy exp(alpha Q)), or DDPM (50 cosine levels, small
+    variance)."""
     seed: int = 0
     """Torch seed."""
-    out: Path = Path("runs/bandit/qsm_bandit.png")
-    """Where the plot goes."""
+    out: Path | None = None
+    """Where the plot goes (default: runs/bandit/qsm_bandit_<sampler>.png)."""
 
 
 def main(cfg: BanditConfig) -> Path:
@@ -117,10 +118,11 @@ def main(cfg: BanditConfig) -> Path:
         ylabel="a[1]",
         title=f"QSM policy samples ({cfg.sampler}) on a 4-peak reward",
     )
-    cfg.out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(cfg.out, dpi=120, bbox_inches="tight")
-    print(f"plot written to {cfg.out}")
-    return cfg.out
+    out = cfg.out or Path(f"runs/bandit/qsm_bandit_{cfg.sampler}.png")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120, bbox_inches="tight")
+    print(f"plot written to {out}")
+    return out
 
 
 if __name__ == "__main__":

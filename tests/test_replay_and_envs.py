@@ -298,8 +298,28 @@ def test_dmc_snapshot_restores_rng_only(tmp_path):
 
 
 # --- snapshot / restore on MuJoCo ----------------------------------------------------------------
-def _actions(n: int, offset: int = 0) -> list[np.ndarray]:
-    return [0.3 * np.sin(np.arange(3) + 0.7 * (k + offset)) for k in range(n)]
+def _actions(n: int, offset: int = 0, dim: int = 3) -> list[np.ndarray]:
+    return [0.3 * np.sin(np.arange(dim) + 0.7 * (k + offset)) for k in range(n)]
+
+
+@pytest.mark.parametrize("name", ["Ant-v5", "Humanoid-v5"])
+def test_snapshot_restores_what_tasks_read_before_stepping(name, tmp_path):
+    """Ant's reward reads body positions and Humanoid's its centre of mass from quantities MuJoCo
+    derives during the previous step; a restore must bring those back too, not only the state."""
+    env = make_env(name)
+    dim = env.action_space.shape[0]
+    env.reset(seed=0)
+    for a in _actions(6, dim=dim):
+        env.step(a)
+    torch.save(env.snapshot(), tmp_path / "snap.pt")
+    expected = [env.step(a)[:2] for a in _actions(4, offset=6, dim=dim)]
+    fresh = make_env(name)
+    fresh.reset(seed=7)
+    assert fresh.restore(torch.load(tmp_path / "snap.pt", weights_only=True))
+    got = [fresh.step(a)[:2] for a in _actions(4, offset=6, dim=dim)]
+    for (o1, r1), (o2, r2) in zip(expected, got, strict=True):
+        np.testing.assert_array_equal(o1, o2)
+        assert r1 == r2
 
 
 def test_hopper_snapshot_restore_mid_episode(tmp_path):

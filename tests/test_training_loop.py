@@ -175,6 +175,32 @@ def test_discrete_action_env_is_rejected_before_anything_is_written(tmp_path: Pa
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
 
 
+def test_default_run_dir_and_budget_follow_the_command_line(tmp_path: Path, monkeypatch):
+    """The DMC preset is parsed with tyro against a default config: the run directory must still
+    follow --seed and --agent.objective, and the budget default to 100k steps."""
+    import tyro
+
+    from diffpolicy.rl.loop import resolve_config
+    from diffpolicy.rl.presets import qsm_dmc
+
+    monkeypatch.chdir(tmp_path)
+    preset = qsm_dmc("quadruped-walk")
+    assert preset.agent.qsm.alpha == 120.0
+    cfg = tyro.cli(type(preset), default=preset, args=["--seed", "4", "--agent.objective", "dql"])
+    resolved = resolve_config(cfg)
+    assert resolved.run_dir == Path("runs/quadruped-walk/dql/seed4")
+    assert resolved.steps == 100_000
+
+
+def test_resume_keeps_the_saved_budget_unless_steps_is_given(uninterrupted: Path):
+    from diffpolicy.rl.loop import resolve_config
+
+    assert resolve_config(TrainConfig(run_dir=uninterrupted, resume=True)).steps == 300
+    assert resolve_config(TrainConfig(run_dir=uninterrupted, resume=True, steps=900)).steps == 900
+    with pytest.raises(ValueError, match="already at step 300"):
+        train(TrainConfig(run_dir=uninterrupted, resume=True, steps=200, progress=False))
+
+
 def _recipe(*args: str, **popen) -> subprocess.Popen:
     env = {**os.environ, "MUJOCO_GL": "egl"}
     return subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, **popen)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Literal, get_args
 
 import torch
+from einops import rearrange, repeat
 from torch import Tensor, nn
 
 from diffpolicy.nets.layers import Activation, activation
@@ -66,9 +67,8 @@ class CriticEnsemble(nn.Module):
 
     def forward(self, obs: Tensor, action: Tensor) -> Tensor:
         """obs: (batch, obs_dim); action: (batch, act_dim) -> Q values (members, batch)."""
-        x = torch.cat([obs, action], dim=-1)
-        x = x.unsqueeze(0).expand(self.members, *x.shape)
-        return self.net(x).squeeze(-1)
+        x = repeat(torch.cat([obs, action], dim=-1), "b d -> m b d", m=self.members)
+        return rearrange(self.net(x), "m b 1 -> m b")
 
     @staticmethod
     def reduce(q: Tensor, how: str) -> Tensor:

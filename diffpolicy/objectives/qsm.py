@@ -5,7 +5,6 @@ Only one denoiser call is differentiated; no gradient reaches the critic.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -15,9 +14,6 @@ from torch import Tensor, nn
 from diffpolicy.nets.averaging import frozen
 from diffpolicy.objectives.common import noised_actions
 from diffpolicy.schedules import NoiseSchedule, Prediction, check_prediction
-
-QFunction = Callable[[Tensor, Tensor], Tensor]
-"""(obs (batch, obs_dim), action (batch, act_dim)) -> Q values (members, batch) or (batch,)."""
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,12 @@ optional EMA, and the update that ties the library's objectives together."""
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
+from einops import rearrange, repeat
 from torch import Tensor, nn
 
 from diffpolicy.nets import EMA, CriticEnsemble, Denoiser, soft_update
@@ -82,6 +84,22 @@ class AgentConfig:
             )
         if self.eval_best_of < 1:
             raise ValueError(f"eval_best_of must be >= 1, got {self.eval_best_of}")
+        if self.target_subset is not None and not 1 <= self.target_subset <= self.critic_members:
+            raise ValueError(f"target_subset must lie in [1, critic_members={self.critic_members}]")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must lie in [0, 1), got {self.ema_decay}")
+        if self.exploration_noise < 0:
+            raise ValueError(f"exploration_noise must be >= 0, got {self.exploration_noise}")
+
+
+class _CosineDecay:
+    """lr factor (1 + cos(pi min(k, K) / K)) / 2: decays to 0 over K updates and stays there."""
+
+    def __init__(self, steps: int) -> None:
+        self.steps = steps
+
+    def __call__(self, k: int) -> float:
+        return 0.5 * (1.0 + math.cos(math.pi * min(k, self.steps) / self.steps))
 
 
 def make_sampler(cfg: AgentConfig) -> Sampler:
@@ -115,7 +133,9 @@ class Agent(nn.Module):
         self.actor_opt = torch.optim.Adam(denoiser.parameters(), lr=cfg.actor_lr)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr)
         self.actor_lr_schedule = (
-            torch.optim.lr_scheduler.CosineAnnealingLR(self.actor_opt, cfg.actor_lr_decay_steps)
+            torch.optim.lr_scheduler.LambdaLR(
+                self.actor_opt, _CosineDecay(cfg.actor_lr_decay_steps)
+            )
             if cfg.actor_lr_decay_steps > 0
             else None
         )
@@ -133,12 +153,12 @@ class Agent(nn.Module):
         sample with the highest mean Q. The diffusion sample itself is stochastic either way.
         """
         n = 1 if explore else self.cfg.eval_best_of
-        obs_rep = obs.repeat_interleave(n, dim=0) if n > 1 else obs
+        obs_rep = repeat(obs, "b d -> (b n) d", n=n)
         actions = self.policy(obs_rep, generator, denoiser=self.acting_denoiser)
         if n > 1:
-            q = self.critic(obs_rep, actions).mean(dim=0).reshape(obs.shape[0], n)
-            best = q.argmax(dim=1) + torch.arange(obs.shape[0], device=obs.device) * n
-            actions = actions[best]
+            q = rearrange(self.critic(obs_rep, actions).mean(dim=0), "(b n) -> b n", n=n)
+            best = rearrange(actions, "(b n) d -> b n d", n=n)
+            actions = best[torch.arange(obs.shape[0], device=obs.device), q.argmax(dim=1)]
         if explore:
             noise = torch.randn(actions.shape, generator=generator, device=actions.device)
             actions = (actions + self.cfg.exploration_noise * noise).clamp(-1.0, 1.0)

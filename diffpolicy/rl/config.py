@@ -17,8 +17,9 @@ class TrainConfig:
 
     env: str = "Hopper-v5"
     """Gymnasium id (Hopper-v5, HalfCheetah-v5, ...) or DeepMind Control domain-task."""
-    steps: int = 100_000
-    """Total environment steps (agent steps; with action repeat each is several sim steps)."""
+    steps: int | None = None
+    """Total environment steps (agent steps; with action repeat each is several sim steps).
+    Default: 100000 for a new run; on --resume, the saved run's budget."""
     seed: int = 0
     """Seeds torch, numpy, the training env and (offset) the evaluation envs."""
     run_dir: Path | None = None
@@ -26,8 +27,8 @@ class TrainConfig:
     device: str = "cpu"
     """Torch device for networks and the replay buffer ("cpu", "cuda", "cuda:1")."""
     resume: bool = False
-    """Continue the run in run_dir from its checkpoint (its saved config is used, except steps,
-    device, threads and progress, which come from the command line)."""
+    """Continue the run in run_dir from its checkpoint. Its saved config is used, except steps
+    (if given), device, threads and progress, which come from the command line."""
     threads: int = 1
     """torch.set_num_threads: one thread per run is the fastest use of a small CPU."""
     warmup_steps: int = 10_000
@@ -53,7 +54,6 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for name in (
-            "steps",
             "threads",
             "updates_per_step",
             "eval_every",
@@ -65,11 +65,15 @@ class TrainConfig:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.steps is not None and self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}")
         if self.warmup_steps < 0:
             raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
-        if self.run_dir is None:
-            self.run_dir = Path("runs") / self.env / self.agent.objective / f"seed{self.seed}"
-        self.run_dir = Path(self.run_dir)
+        if self.run_dir is not None:
+            self.run_dir = Path(self.run_dir)
+
+    def default_run_dir(self) -> Path:
+        return Path("runs") / self.env / self.agent.objective / f"seed{self.seed}"
 
 
 def config_to_json(cfg: TrainConfig) -> str:
@@ -77,9 +81,13 @@ def config_to_json(cfg: TrainConfig) -> str:
 
 
 def config_from_json(text: str) -> TrainConfig:
-    data = json.loads(text)
-    agent = dict(data.pop("agent"))
-    agent["qsm"] = QSMConfig(**agent["qsm"])
-    for key in ("actor_hidden", "critic_hidden"):
-        agent[key] = tuple(agent[key])
-    return TrainConfig(**data, agent=AgentConfig(**agent))
+    """Inverse of `config_to_json`; ValueError if the text is not a config of this version."""
+    try:
+        data = json.loads(text)
+        agent = dict(data.pop("agent"))
+        agent["qsm"] = QSMConfig(**agent["qsm"])
+        for key in ("actor_hidden", "critic_hidden"):
+            agent[key] = tuple(agent[key])
+        return TrainConfig(**data, agent=AgentConfig(**agent))
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise ValueError(f"not a diffpolicy run config ({type(err).__name__}: {err})") from err

@@ -83,6 +83,9 @@ class BoxActionAdapter(gym.Wrapper):
         limit = _time_limit(self.env)
         if sim is not None and limit is not None:
             state["mujoco"] = sim
+            state["mujoco_derived"] = {
+                name: torch.from_numpy(getattr(base.data, name).copy()) for name in _DERIVED
+            }
             state["elapsed_steps"] = int(limit._elapsed_steps)
         return state
 
@@ -101,8 +104,31 @@ class BoxActionAdapter(gym.Wrapper):
 
         spec = mujoco.mjtState.mjSTATE_INTEGRATION
         mujoco.mj_setState(base.model, base.data, state["mujoco"].numpy(), spec)
+        for name, value in state.get("mujoco_derived", {}).items():
+            getattr(base.data, name)[...] = value.numpy()
         _time_limit(self.env)._elapsed_steps = state["elapsed_steps"]
         return True
+
+
+# Quantities MuJoCo derives from the state (positions of bodies, contact forces, ...). After a
+# step they describe the start of that step, and gymnasium tasks read them before the next step
+# (Ant's x position, Humanoid's centre of mass), so an exact resume restores them as they were.
+_DERIVED = (
+    "xpos",
+    "xquat",
+    "xmat",
+    "xipos",
+    "ximat",
+    "subtree_com",
+    "cinert",
+    "cvel",
+    "cacc",
+    "cfrc_int",
+    "cfrc_ext",
+    "qfrc_actuator",
+    "actuator_force",
+    "sensordata",
+)
 
 
 def _mujoco_state(base: gym.Env) -> torch.Tensor | None:
@@ -126,17 +152,18 @@ def _time_limit(env: gym.Env) -> gym.wrappers.TimeLimit | None:
 
 def make_env(name: str, action_repeat: int = 1) -> BoxActionAdapter:
     """A gymnasium id ("Hopper-v5") or a DeepMind Control task ("cheetah-run"), adapted."""
-    if "-" in name and not name[:1].isupper():
-        from diffpolicy.rl.dmc import DMCEnv  # dm_control is imported only when used
+    if "-" in name and name[:1].islower():  # looks like domain-task: only then import dm_control
+        from diffpolicy.rl.dmc import DMC_TASKS, DMCEnv
 
-        return BoxActionAdapter(DMCEnv(name, action_repeat=action_repeat), name)
+        if name in DMC_TASKS:
+            return BoxActionAdapter(DMCEnv(name, action_repeat=action_repeat), name)
     if action_repeat != 1:
         raise ValueError("action_repeat is supported for DeepMind Control tasks only")
     try:
         env = gym.make(name)
     except gym.error.Error as err:
         raise ValueError(
-            f"unknown environment {name!r}: not a gymnasium id ({err}); DeepMind Control tasks "
-            "are named domain-task, e.g. cheetah-run"
+            f"unknown environment {name!r}: not a gymnasium id ({err}) nor a DeepMind Control "
+            "task (named domain-task, e.g. cheetah-run; recipes/qsm_dmc.py lists them)"
         ) from err
     return BoxActionAdapter(env, name)

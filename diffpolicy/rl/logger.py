@@ -63,7 +63,10 @@ class Logger:
         try:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.tb = SummaryWriter(str(run_dir / "tensorboard"), purge_step=resume_step)
+            self.tb = SummaryWriter(
+                str(run_dir / "tensorboard"),
+                purge_step=None if resume_step is None else resume_step + 1,
+            )
         except ImportError:
             self.tb = None
 

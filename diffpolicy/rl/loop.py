@@ -25,23 +25,35 @@ CHECKPOINT = "checkpoint.pt"
 CONFIG = "config.json"
 
 
+DEFAULT_STEPS = 100_000
+
+
 def resolve_config(cfg: TrainConfig) -> TrainConfig:
-    """On resume, the run directory's saved config, with steps/device/threads/progress from `cfg`;
-    otherwise `cfg`, after checking that the run directory holds no run to overwrite."""
-    run_dir = Path(cfg.run_dir)
+    """The config a run uses. A new run: `cfg` with the default budget and run directory filled
+    in, after checking that the directory holds no run to overwrite. On resume: the directory's
+    saved config, with device, threads and progress from `cfg`, and steps if `cfg` gives them."""
+    run_dir = Path(cfg.run_dir) if cfg.run_dir is not None else cfg.default_run_dir()
     if not cfg.resume:
         if (run_dir / CHECKPOINT).exists() or (run_dir / CONFIG).exists():
             raise FileExistsError(
                 f"{run_dir} already holds a run; pass --resume to continue it, "
                 "or choose another --run-dir"
             )
-        return cfg
+        return dataclasses.replace(cfg, run_dir=run_dir, steps=cfg.steps or DEFAULT_STEPS)
     if not (run_dir / CONFIG).is_file():
         raise CheckpointError(f"cannot resume: no {CONFIG} in {run_dir}")
-    saved = config_from_json((run_dir / CONFIG).read_text())
+    if not (run_dir / CHECKPOINT).is_file():
+        raise CheckpointError(
+            f"cannot resume: {run_dir} has no {CHECKPOINT} (the run stopped before its first "
+            "checkpoint); move the directory aside and start again"
+        )
+    try:
+        saved = config_from_json((run_dir / CONFIG).read_text())
+    except ValueError as err:
+        raise CheckpointError(f"cannot resume from {run_dir / CONFIG}: {err}") from err
     return dataclasses.replace(
         saved,
-        steps=cfg.steps,
+        steps=cfg.steps or saved.steps,
         device=cfg.device,
         threads=cfg.threads,
         progress=cfg.progress,
@@ -79,6 +91,10 @@ def train(cfg: TrainConfig) -> Path:
     cfg = resolve_config(cfg)
     run_dir = Path(cfg.run_dir)
     state = load_checkpoint(run_dir / CHECKPOINT) if cfg.resume else None
+    if state is not None and state["step"] > cfg.steps:
+        raise ValueError(
+            f"the run in {run_dir} is already at step {state['step']} > --steps {cfg.steps}"
+        )
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / CONFIG).write_text(config_to_json(cfg))
 
@@ -99,6 +115,8 @@ def train(cfg: TrainConfig) -> Path:
         buffer.load_state_dict(state["buffer"])
         torch.set_rng_state(state["rng"]["torch"])
         _set_numpy_rng_state(state["rng"]["numpy"])
+        if device.type == "cuda" and "cuda" in state["rng"]:
+            torch.cuda.set_rng_state(state["rng"]["cuda"], device)
         step, last_eval = state["step"], state["last_eval"]
         if env.restore(state["rng"]["env"]):
             obs = state["obs"].numpy()
@@ -120,6 +138,8 @@ def train(cfg: TrainConfig) -> Path:
                     "torch": torch.get_rng_state(),
                     "numpy": _numpy_rng_state(),
                     "env": env.snapshot(),
+                    # On an accelerator most draws (noise, timesteps) come from its generator.
+                    **({"cuda": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {}),
                 },
             },
             run_dir / CHECKPOINT,
