@@ -3,9 +3,15 @@
     python benchmarks/update_flops.py [--diffusion-steps 5 10] [--repeats 30]
 
 Counts the floating-point work of one `Agent.update` (Hopper-v5 sizes, batch 256, the reference
-preset's 512x512 networks) with torch's FlopCounterMode, times the update (median of repeats), and
-compares the achieved rate with a plain matmul of the dominant shape (256 x 512 @ 512 x 512).
-Run it on an idle machine.
+preset's 512x512 networks), times the update (median of repeats), and compares the achieved rate
+with a plain matmul of the dominant shape (256 x 512 @ 512 x 512). Run it on an idle machine.
+
+The count: torch's FlopCounterMode measures one forward of the denoiser (D) and of the critic
+ensemble (C) at batch 256 (it cannot trace the QSM loss's autograd.grad itself). A backward costs
+about twice its forward (gradients for inputs and for weights), or once when only input gradients
+are needed. One update is then K D + C (target actions and target values, no grad), 3 C (critic
+step), 2 C (grad_a Q: forward plus an input-only backward) and 3 D (denoiser step):
+(K + 3) D + 6 C.
 """
 
 from __future__ import annotations
@@ -52,9 +58,14 @@ def main(args: Args) -> None:
     print("|---|---|---|---|---|")
     for k in args.diffusion_steps:
         agent = Agent(11, 3, AgentConfig(diffusion_steps=k))
-        with FlopCounterMode(display=False) as counter:
-            agent.update(buffer.sample(256))
-        flops = counter.get_total_flops()
+        batch = buffer.sample(256)
+        t = torch.zeros(256, dtype=torch.long)
+        with torch.no_grad(), FlopCounterMode(display=False) as denoiser_count:
+            agent.policy.denoiser(batch.actions, t, batch.obs)
+        with torch.no_grad(), FlopCounterMode(display=False) as critic_count:
+            agent.critic(batch.obs, batch.actions)
+        d, c = denoiser_count.get_total_flops(), critic_count.get_total_flops()
+        flops = (k + 3) * d + 6 * c
         seconds = _median_seconds(lambda ag=agent: ag.update(buffer.sample(256)), args.repeats)
         rate = flops / seconds
         print(

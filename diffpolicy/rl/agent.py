@@ -227,4 +227,8 @@ class Agent(nn.Module):
         self.actor_opt.load_state_dict(state["actor_opt"])
         self.critic_opt.load_state_dict(state["critic_opt"])
         if self.actor_lr_schedule is not None:
-            self.actor_lr_schedule.load_state_dict(state["actor_lr_schedule"])
+            saved = state["actor_lr_schedule"]
+            if "lr_lambdas" not in saved:  # first checkpoints used CosineAnnealingLR: same curve
+                progress = {k: saved[k] for k in ("last_epoch", "_step_count", "_last_lr")}
+                saved = {**self.actor_lr_schedule.state_dict(), **progress}
+            self.actor_lr_schedule.load_state_dict(saved)
