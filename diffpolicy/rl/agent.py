@@ -153,7 +153,7 @@ class Agent(nn.Module):
         sample with the highest mean Q. The diffusion sample itself is stochastic either way.
         """
         n = 1 if explore else self.cfg.eval_best_of
-        obs_rep = repeat(obs, "b d -> (b n) d", n=n)
+        obs_rep = repeat(obs, "b d -> (b n) d", n=n) if n > 1 else obs
         actions = self.policy(obs_rep, generator, denoiser=self.acting_denoiser)
         if n > 1:
             q = rearrange(self.critic(obs_rep, actions).mean(dim=0), "(b n) -> b n", n=n)

@@ -136,7 +136,10 @@ class Sampler(ABC):
                 x = self.step(x, t, t_prev, x0, eps, noise)
                 if self.clipping.each_step:
                     x = x.clamp(self.clipping.low, self.clipping.high)
-                chain = [*chain, x] if keep_chain else [x]
+                if keep_chain:
+                    chain.append(x)
+                else:
+                    chain = [x]
         return chain
 
     @abstractmethod
