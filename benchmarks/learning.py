@@ -10,6 +10,9 @@ Methods (`METHODS`, name -> (command prefix, extra flags, family)):
 
 - "qsm-reference": `recipes/qsm_<suite>.py` with its defaults (the QSM reference preset);
   `--suite mujoco` runs recipes/qsm_mujoco.py, `--suite dmc` runs recipes/qsm_dmc.py.
+- "qsm-w256", "qsm-w256-norm", "qsm-w256-norm-a3": the variant screen (README, "Variant screen"):
+  256-wide actor and critic (SAC's width); then plus batch-mean gradient normalisation, gradient at
+  clipped actions and critic LayerNorm ("norm"); then that with alpha 3 instead of 50 ("a3").
 - "qsm-best": the same recipe plus --agent.* flags. PLACEHOLDER: to be replaced by the measured
   best variant; until then it is the reference plus batch-mean gradient normalisation, gradient at
   clipped actions and critic LayerNorm (a valid, runnable config, not a measured best).
@@ -85,18 +88,26 @@ class Method(NamedTuple):
     """Which pass-through list it gets: --extra (diffpolicy) or --sac-extra (sac)."""
 
 
+_QSM_RECIPE = ("recipes/qsm_{suite}.py",)
+_WIDTH_256 = ("--agent.actor-hidden", "256", "256", "--agent.critic-hidden", "256", "256")
+# Batch-mean gradient normalisation, the gradient taken at clipped actions, LayerNorm critics:
+# three fixes later work uses for the bounds-seeking policy (../shared/QSM.md, "Known weak points").
+_NORMALISED = (
+    "--agent.qsm.grad-normalization",
+    "batch_mean",
+    "--agent.qsm.clip-actions-for-grad",
+    "--agent.critic-layer-norm",
+)
+
 METHODS: dict[str, Method] = {
-    "qsm-reference": Method(("recipes/qsm_{suite}.py",)),
+    "qsm-reference": Method(_QSM_RECIPE),
+    # Screening variants (one seed, short budget; README "Variant screen"). 256-wide nets as SAC's.
+    "qsm-w256": Method(_QSM_RECIPE, _WIDTH_256),
+    "qsm-w256-norm": Method(_QSM_RECIPE, _WIDTH_256 + _NORMALISED),
+    "qsm-w256-norm-a3": Method(_QSM_RECIPE, _WIDTH_256 + _NORMALISED + ("--agent.qsm.alpha", "3")),
+    "qsm-w256-langevin": Method(_QSM_RECIPE, _WIDTH_256 + ("--agent.sampler", "langevin")),
     # PLACEHOLDER: a teammate replaces these flags with the measured best variant.
-    "qsm-best": Method(
-        ("recipes/qsm_{suite}.py",),
-        (
-            "--agent.qsm.grad-normalization",
-            "batch_mean",
-            "--agent.qsm.clip-actions-for-grad",
-            "--agent.critic-layer-norm",
-        ),
-    ),
+    "qsm-best": Method(_QSM_RECIPE, _NORMALISED),
     "sac": Method(("benchmarks/sac_baseline.py",), family="sac"),
 }
 

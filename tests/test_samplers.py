@@ -22,6 +22,7 @@ from diffpolicy.samplers import (
     Clipping,
     DDIMSampler,
     DDPMSampler,
+    LangevinSampler,
     Sampler,
     even_timesteps,
 )
@@ -519,3 +520,45 @@ def test_sampler_argument_validation():
         DDPMSampler(sched).sample(lambda x, t, c: x, None, torch.zeros(2, 3, 1))
     assert isinstance(DDPMSampler(sched), Sampler)
     assert torch.equal(DDIMSampler(sched).timesteps, torch.arange(10))
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    mean=st.floats(-0.8, 0.8),
+    std=st.floats(0.1, 0.6),
+    step=st.floats(1e-3, 2e-2),
+    num_steps=st.integers(1, 30),
+    init_scale=st.floats(0.0, 1.5),
+    seed=seeds,
+)
+def test_langevin_chain_law_for_gaussian_score(mean, std, step, num_steps, init_scale, seed):
+    """With the score -(x - m) / s^2 of N(m, s^2), one unadjusted Langevin step is linear:
+    x' - m = rho (x - m) + sqrt(2 h) z with rho = 1 - h / s^2. From x_0 = c * N(0, 1) after n
+    steps: mean m (1 - rho^n), variance c^2 rho^(2n) + 2 h (1 - rho^(2n)) / (1 - rho^2)."""
+    sched = make_schedule("vp", 5)
+    sigma0 = math.sqrt(1.0 - float(sched.alpha_bars[0]))
+
+    def denoise(x, t, cond):  # eps = -sqrt(1 - abar_0) * score, as the schedule converts
+        return sigma0 * (x - mean) / std**2
+
+    sampler = LangevinSampler(sched, step_size=step, num_steps=num_steps, init_scale=init_scale)
+    n = 20_000
+    x = sampler.sample(
+        denoise, None, torch.randn(n, 1, generator=gen(seed), dtype=F64), gen(seed + 1)
+    )
+    rho = 1.0 - step / std**2
+    exp_mean = mean * (1.0 - rho**num_steps)
+    exp_var = init_scale**2 * rho ** (2 * num_steps) + 2 * step * (1 - rho ** (2 * num_steps)) / (
+        1 - rho**2
+    )
+    assert abs(x.mean().item() - exp_mean) <= Z * math.sqrt(exp_var / n)
+    # var of the sample variance of a Gaussian: 2 v^2 / (n - 1)
+    assert abs(x.var().item() - exp_var) <= Z * exp_var * math.sqrt(2 / (n - 1))
+
+
+def test_langevin_refuses_to_backpropagate():
+    sampler = LangevinSampler(make_schedule("vp", 5), num_steps=2)
+    with pytest.raises(ValueError, match="backpropagate"):
+        sampler.sample(lambda x, t, c: x, None, torch.zeros(2, 1), differentiable=True)
+    with pytest.raises(ValueError, match="init_scale"):
+        LangevinSampler(make_schedule("vp", 5), init_scale=-1.0)

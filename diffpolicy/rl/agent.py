@@ -16,7 +16,14 @@ from diffpolicy.nets import EMA, CriticEnsemble, Denoiser, soft_update
 from diffpolicy.objectives import QSMConfig, dql_loss, qsm_loss, td_loss
 from diffpolicy.rl.buffer import Batch
 from diffpolicy.rl.policy import DiffusionPolicy
-from diffpolicy.samplers import Clipping, DDIMSampler, DDPMSampler, Sampler, even_timesteps
+from diffpolicy.samplers import (
+    Clipping,
+    DDIMSampler,
+    DDPMSampler,
+    LangevinSampler,
+    Sampler,
+    even_timesteps,
+)
 from diffpolicy.schedules import Prediction, ScheduleName, make_schedule
 
 
@@ -34,8 +41,16 @@ class AgentConfig:
     """Noise schedule name."""
     diffusion_steps: int = 5
     """T, the number of noise levels the denoiser is trained on."""
-    sampler: Literal["ddpm", "ddim"] = "ddpm"
-    """Sampler used to act and to draw next actions for the critic target."""
+    sampler: Literal["ddpm", "ddim", "langevin"] = "ddpm"
+    """Sampler used to act and to draw next actions for the critic target. "langevin": Langevin
+    dynamics on the lowest-level score, the sampler under which QSM's fixed point is the Boltzmann
+    policy (README, "What QSM converges to"); DDPM and DDIM assume noised-policy scores."""
+    langevin_steps: int = 10
+    """Langevin: steps per action (each one denoiser call, like one DDPM step)."""
+    langevin_step_size: float = 2e-3
+    """Langevin: step size h in x <- x + h * score + sqrt(2 h) z."""
+    langevin_init_scale: float = 0.3
+    """Langevin: the chain starts at this times an N(0, I) draw."""
     sample_steps: int | None = None
     """K <= T evenly spaced levels visited when sampling (None: all T)."""
     ddpm_variance: Literal["small", "large"] = "large"
@@ -76,8 +91,17 @@ class AgentConfig:
     def __post_init__(self) -> None:
         if self.objective not in ("qsm", "dql"):
             raise ValueError(f"unknown objective {self.objective!r}; valid: qsm, dql")
-        if self.sampler not in ("ddpm", "ddim"):
-            raise ValueError(f"unknown sampler {self.sampler!r}; valid: ddpm, ddim")
+        if self.sampler not in ("ddpm", "ddim", "langevin"):
+            raise ValueError(f"unknown sampler {self.sampler!r}; valid: ddpm, ddim, langevin")
+        if self.sampler == "langevin" and self.objective == "dql":
+            raise ValueError("objective dql backpropagates through the sampler: use ddpm or ddim")
+        if self.langevin_steps < 1 or not self.langevin_step_size > 0:
+            raise ValueError(
+                f"need langevin_steps >= 1 and langevin_step_size > 0, got "
+                f"{self.langevin_steps}, {self.langevin_step_size}"
+            )
+        if self.langevin_init_scale < 0:
+            raise ValueError(f"langevin_init_scale must be >= 0, got {self.langevin_init_scale}")
         if self.sample_steps is not None and not 1 <= self.sample_steps <= self.diffusion_steps:
             raise ValueError(
                 f"sample_steps must lie in [1, diffusion_steps={self.diffusion_steps}]"
@@ -102,9 +126,18 @@ class _CosineDecay:
         return 0.5 * (1.0 + math.cos(math.pi * min(k, self.steps) / self.steps))
 
 
-def make_sampler(cfg: AgentConfig) -> Sampler:
+def make_sampler(cfg: AgentConfig) -> Sampler | LangevinSampler:
     """The sampler the config names, clipping actions to [-1, 1] after every step."""
     schedule = make_schedule(cfg.schedule, cfg.diffusion_steps)
+    if cfg.sampler == "langevin":
+        return LangevinSampler(
+            schedule,
+            prediction=cfg.prediction,
+            step_size=cfg.langevin_step_size,
+            num_steps=cfg.langevin_steps,
+            clipping=Clipping(),
+            init_scale=cfg.langevin_init_scale,
+        )
     steps = even_timesteps(cfg.diffusion_steps, cfg.sample_steps or cfg.diffusion_steps)
     common = {"prediction": cfg.prediction, "timesteps": steps, "clipping": Clipping()}
     if cfg.sampler == "ddpm":

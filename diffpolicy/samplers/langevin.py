@@ -25,12 +25,18 @@ class LangevinSampler:
         step_size: float = 1e-2,
         num_steps: int = 1000,
         clipping: Clipping | None = None,
+        init_scale: float = 1.0,
     ) -> None:
         check_prediction(prediction)
         if step_size <= 0 or num_steps < 1:
             raise ValueError(f"need step_size > 0 and num_steps >= 1, got {step_size}, {num_steps}")
+        if init_scale < 0:
+            raise ValueError(f"init_scale must be >= 0, got {init_scale}")
         self.schedule, self.prediction = schedule, prediction
         self.step_size, self.num_steps, self.clipping = step_size, num_steps, clipping
+        # A short chain does not forget its start: a DiffusionPolicy's N(0, I) draw is shrunk by
+        # this factor so the chain starts inside the action box.
+        self.init_scale = init_scale
 
     @torch.no_grad()
     def sample(
@@ -39,9 +45,13 @@ class LangevinSampler:
         cond: Tensor | None,
         x_init: Tensor,
         generator: torch.Generator | None = None,
+        differentiable: bool = False,
     ) -> Tensor:
-        """x_init (batch, dim) -> samples (batch, dim) after num_steps Langevin steps."""
-        x = x_init
+        """x_init (batch, dim) -> samples (batch, dim) after num_steps Langevin steps, started
+        from init_scale * x_init. Not differentiable (Diffusion-QL needs DDPM or DDIM)."""
+        if differentiable:
+            raise ValueError("LangevinSampler cannot backpropagate; use DDPM or DDIM for that")
+        x = self.init_scale * x_init
         t = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
         h = self.step_size
         for _ in range(self.num_steps):
