@@ -12,8 +12,8 @@ actions at one state (how much the diffusion sample itself varies), one line per
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
 from pathlib import Path
+from typing import Annotated
 
 import torch
 import tyro

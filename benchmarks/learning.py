@@ -13,9 +13,8 @@ Methods (`METHODS`, name -> (command prefix, extra flags, family)):
 - "qsm-w256", "qsm-w256-norm", "qsm-w256-norm-a3": the variant screen (README, "Variant screen"):
   256-wide actor and critic (SAC's width); then plus batch-mean gradient normalisation, gradient at
   clipped actions and critic LayerNorm ("norm"); then that with alpha 3 instead of 50 ("a3").
-- "qsm-best": the same recipe plus --agent.* flags. PLACEHOLDER: to be replaced by the measured
-  best variant; until then it is the reference plus batch-mean gradient normalisation, gradient at
-  clipped actions and critic LayerNorm (a valid, runnable config, not a measured best).
+- "qsm-w256-langevin": the best variant found: 256-wide nets, acting (and drawing the critic's
+  target actions) with 10 Langevin steps on the learned lowest-level score (AgentConfig.sampler).
 - "sac": benchmarks/sac_baseline.py, Stable-Baselines3 SAC with SB3's defaults except a 10k-step
   uniform warm-up (see that file), evaluated with the same protocol.
 
@@ -105,9 +104,9 @@ METHODS: dict[str, Method] = {
     "qsm-w256": Method(_QSM_RECIPE, _WIDTH_256),
     "qsm-w256-norm": Method(_QSM_RECIPE, _WIDTH_256 + _NORMALISED),
     "qsm-w256-norm-a3": Method(_QSM_RECIPE, _WIDTH_256 + _NORMALISED + ("--agent.qsm.alpha", "3")),
+    # The best variant found (README, "Results"): acts, and draws TD-target actions, by Langevin
+    # dynamics on the learned lowest-level score instead of the DDPM chain.
     "qsm-w256-langevin": Method(_QSM_RECIPE, _WIDTH_256 + ("--agent.sampler", "langevin")),
-    # PLACEHOLDER: a teammate replaces these flags with the measured best variant.
-    "qsm-best": Method(_QSM_RECIPE, _NORMALISED),
     "sac": Method(("benchmarks/sac_baseline.py",), family="sac"),
 }
 
@@ -447,7 +446,7 @@ class Run:
     envs: tuple[str, ...] = ("Hopper-v5",)
     """Environments of the suite."""
     methods: tuple[str, ...] = ("qsm-reference", "sac")
-    """Names in METHODS: qsm-reference, qsm-best (placeholder), sac."""
+    """Names in METHODS: qsm-reference, the qsm-w256* variants, sac."""
     seeds: tuple[int, ...] = (0, 1, 2)
     """Seeds of every env x method (the protocol asks for at least 3)."""
     steps: int = 100_000

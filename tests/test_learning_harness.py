@@ -14,7 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
+import tyro
 
+from diffpolicy.rl import TrainConfig
 from diffpolicy.rl.logger import Logger
 
 REPO = Path(__file__).resolve().parent.parent
@@ -176,12 +178,13 @@ def test_build_command(tmp_path: Path, monkeypatch):
     run_dir = tmp_path / "r"
     extra, sac_extra = ["--warmup-steps", "200"], ["--learning-starts", "200"]
     cmd = learning.build_command(
-        "qsm-best", "mujoco", "Hopper-v5", 3, 600, run_dir, True, extra, sac_extra
+        "qsm-w256-langevin", "mujoco", "Hopper-v5", 3, 600, run_dir, True, extra, sac_extra
     )
     assert cmd[0] == sys.executable and cmd[1].endswith("recipes/qsm_mujoco.py")
     assert cmd[cmd.index("--seed") + 1] == "3" and cmd[cmd.index("--steps") + 1] == "600"
     assert cmd[cmd.index("--run-dir") + 1] == str(run_dir)
-    assert "--agent.critic-layer-norm" in cmd and cmd[-3:] == [*extra, "--resume"]
+    assert cmd[cmd.index("--agent.sampler") + 1] == "langevin"
+    assert cmd[-3:] == [*extra, "--resume"]
     assert "--learning-starts" not in cmd
 
     cmd = learning.build_command(
@@ -193,6 +196,13 @@ def test_build_command(tmp_path: Path, monkeypatch):
     monkeypatch.setitem(learning.METHODS, "nope", learning.Method(("recipes/nope_{suite}.py",)))
     with pytest.raises(FileNotFoundError, match="nope_dmc.py"):
         learning.build_command("nope", "dmc", "cheetah-run", 0, 600, run_dir, False)
+
+
+@pytest.mark.parametrize("method", [m for m, s in learning.METHODS.items() if s.family != "sac"])
+def test_every_diffpolicy_method_parses_to_a_valid_config(method: str):
+    """A typo in a method's flags must fail here, not 100 minutes into a benchmark."""
+    cfg = tyro.cli(TrainConfig, args=["--env", "Hopper-v5", *learning.METHODS[method].flags])
+    assert isinstance(cfg, TrainConfig)
 
 
 def test_plan_checks_suite_and_method(tmp_path: Path):
