@@ -1,4 +1,5 @@
-"""Per-update and per-action time: QSM agent (K = 5 and 10 diffusion steps) against SB3 SAC.
+"""Per-update and per-action time: QSM agents (reference at K = 5 and 10, the Langevin variant)
+against SB3 SAC.
 
     .venv/bin/python -m pytest benchmarks/test_update_speed.py --benchmark-enable
 
@@ -9,10 +10,12 @@ group's fastest in parentheses):
 - "update": one full training update including drawing the minibatch from the replay buffer.
   QSM: `Agent(11, 3, AgentConfig(diffusion_steps=K)).update(buffer.sample(256))` (critic TD step
   with K-step sampled next actions, QSM actor step, target update; defaults otherwise, 512x512
-  networks). SAC: `model.train(gradient_steps=1, batch_size=256)` of SB3's default SAC (256x256
-  networks, actor, critics and entropy coefficient).
+  networks). "qsm-w256-langevin" is the best variant of the README: 256x256 networks, next
+  actions and acting by 10 Langevin steps (AgentConfig(sampler="langevin")).
+  SAC: `model.train(gradient_steps=1, batch_size=256)` of SB3's default SAC (256x256 networks,
+  actor, critics and entropy coefficient).
 - "act": one acting step at batch 1 as the training loops take it, from a numpy observation to an
-  action: QSM `agent.act(obs, explore=True)` (K denoising steps plus noise), SAC
+  action: QSM `agent.act(obs, explore=True)` (K denoiser calls plus noise), SAC
   `model.predict(obs, deterministic=False)`.
 
 Run it on an otherwise idle machine; timings taken while other runs use the cores are distorted.
@@ -29,7 +32,13 @@ from diffpolicy.rl import Agent, AgentConfig, ReplayBuffer
 torch.set_num_threads(1)
 
 OBS_DIM, ACT_DIM, BATCH, FILL = 11, 3, 256, 10_000
-KS = (5, 10)
+QSM_CONFIGS = {
+    "qsm-K5": AgentConfig(diffusion_steps=5),
+    "qsm-K10": AgentConfig(diffusion_steps=10),
+    "qsm-w256-langevin": AgentConfig(
+        actor_hidden=(256, 256), critic_hidden=(256, 256), sampler="langevin"
+    ),
+}
 
 
 def _random_transitions(seed: int = 0) -> dict[str, np.ndarray]:
@@ -60,9 +69,9 @@ def qsm_buffer(data) -> ReplayBuffer:
     return buffer
 
 
-def _qsm_agent(k: int) -> Agent:
+def _qsm_agent(name: str) -> Agent:
     torch.manual_seed(0)
-    return Agent(OBS_DIM, ACT_DIM, AgentConfig(diffusion_steps=k))
+    return Agent(OBS_DIM, ACT_DIM, QSM_CONFIGS[name])
 
 
 @pytest.fixture(scope="module")
@@ -100,9 +109,9 @@ def sac_model(data):
 
 # --- one training update at batch 256 ------------------------------------------------------------
 @pytest.mark.benchmark(group="update (batch 256)")
-@pytest.mark.parametrize("k", KS, ids=[f"qsm-K{k}" for k in KS])
-def test_update_qsm(benchmark, qsm_buffer, k):
-    agent = _qsm_agent(k)
+@pytest.mark.parametrize("name", QSM_CONFIGS)
+def test_update_qsm(benchmark, qsm_buffer, name):
+    agent = _qsm_agent(name)
     metrics = benchmark(lambda: agent.update(qsm_buffer.sample(BATCH)))
     assert np.isfinite(metrics["critic_loss"])
 
@@ -115,9 +124,9 @@ def test_update_sac(benchmark, sac_model):
 
 # --- one acting step at batch 1 ------------------------------------------------------------------
 @pytest.mark.benchmark(group="act (batch 1)")
-@pytest.mark.parametrize("k", KS, ids=[f"qsm-K{k}" for k in KS])
-def test_act_qsm(benchmark, data, k):
-    agent = _qsm_agent(k)
+@pytest.mark.parametrize("name", QSM_CONFIGS)
+def test_act_qsm(benchmark, data, name):
+    agent = _qsm_agent(name)
     obs = data["obs"][0]
 
     def act() -> np.ndarray:
