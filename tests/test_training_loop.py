@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import math
 import os
 import signal
 import subprocess
@@ -283,3 +284,30 @@ def test_sigterm_saves_a_checkpoint_that_resumes(tmp_path: Path):
     cfg = dataclasses.replace(tiny(run), steps=stopped_at + 50, resume=True)
     train(cfg)
     assert load_checkpoint(run / "checkpoint.pt")["step"] == stopped_at + 50
+
+
+def test_action_saturation_probe_reads_a_run_and_swaps_the_sampler(uninterrupted: Path, capsys):
+    """benchmarks/action_saturation.py loads the run's weights and reports shares in [0, 1]; the
+    Langevin row really acts with the Langevin chain."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "action_saturation", ROOT / "benchmarks" / "action_saturation.py"
+    )
+    probe = importlib.util.module_from_spec(spec)
+    sys.modules["action_saturation"] = probe  # dataclasses look their module up
+    spec.loader.exec_module(probe)
+
+    agent, buffer, env = probe.load_agent(uninterrupted)
+    saved = load_checkpoint(uninterrupted / "checkpoint.pt")["agent"]["modules"]
+    assert env == "Hopper-v5" and len(buffer) == 300
+    assert all(torch.equal(v, saved[k]) for k, v in agent.state_dict().items())
+
+    probe.main(
+        probe.Args((uninterrupted,), samplers=("trained", "langevin"), observations=50, episodes=1)
+    )
+    rows = capsys.readouterr().out.strip().splitlines()[1:]
+    assert [r.split(",")[1] for r in rows] == ["trained", "langevin"]
+    for row in rows:
+        at_bound, mean_abs, sample_std, ret = map(float, row.split(",")[2:])
+        assert 0 <= at_bound <= 1 and 0 <= mean_abs <= 1 and sample_std >= 0 and math.isfinite(ret)
