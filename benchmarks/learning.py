@@ -10,9 +10,9 @@ Methods (`METHODS`, name -> (command prefix, extra flags, family)):
 
 - "qsm-reference": `recipes/qsm_<suite>.py` with its defaults (the QSM reference preset);
   `--suite mujoco` runs recipes/qsm_mujoco.py, `--suite dmc` runs recipes/qsm_dmc.py.
-- "qsm-w256", "qsm-w256-norm", "qsm-w256-norm-a3": the variant screen (README, "Variant screen"):
-  256-wide actor and critic (SAC's width); then plus batch-mean gradient normalisation, gradient at
-  clipped actions and critic LayerNorm ("norm"); then that with alpha 3 instead of 50 ("a3").
+- "qsm-w256", "qsm-w256-norm": the variant screen (README, "Variant screen"): 256-wide actor and
+  critic (SAC's width); then plus batch-mean gradient normalisation, gradient at clipped actions
+  and critic LayerNorm ("norm").
 - "qsm-w256-langevin": the best variant found: 256-wide nets, acting (and drawing the critic's
   target actions) with 10 Langevin steps on the learned lowest-level score (AgentConfig.sampler).
 - "sac": benchmarks/sac_baseline.py, Stable-Baselines3 SAC with SB3's defaults except a 10k-step
@@ -53,6 +53,7 @@ across seeds its mean and std, and the ratio to SAC's.
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import math
 import os
@@ -62,7 +63,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal, NamedTuple
@@ -103,7 +104,6 @@ METHODS: dict[str, Method] = {
     # Screening variants (one seed, short budget; README "Variant screen"). 256-wide nets as SAC's.
     "qsm-w256": Method(_QSM_RECIPE, _WIDTH_256),
     "qsm-w256-norm": Method(_QSM_RECIPE, _WIDTH_256 + _NORMALISED),
-    "qsm-w256-norm-a3": Method(_QSM_RECIPE, _WIDTH_256 + _NORMALISED + ("--agent.qsm.alpha", "3")),
     # The best variant found (README, "Results"): acts, and draws TD-target actions, by Langevin
     # dynamics on the learned lowest-level score instead of the DDPM chain.
     "qsm-w256-langevin": Method(_QSM_RECIPE, _WIDTH_256 + ("--agent.sampler", "langevin")),
@@ -489,6 +489,36 @@ class _Job(NamedTuple):
     result_dir: Path
     decision: str
     cmd: list[str]
+    steps: int
+    command_for: Callable[[bool], list[str]]
+    """resume -> the command; `execute` rebuilds it when it decides again at launch time."""
+
+
+LAUNCH = ("resume", "restart", "fresh")
+"""Decisions that start a process."""
+
+
+def _command_for(cfg: Run, method: str, env: str, seed: int, run_dir: Path, resume: bool):
+    return build_command(
+        method,
+        cfg.suite,
+        env,
+        seed,
+        cfg.steps,
+        run_dir,
+        resume,
+        shlex.split(cfg.extra),
+        shlex.split(cfg.sac_extra),
+        cfg.threads,
+    )
+
+
+def launch_now(job: _Job) -> _Job:
+    """The job decided again just before it starts: another harness may have finished the run,
+    or be training it, since the plan was made (found when two harnesses shared a run list)."""
+    decision = decide(job.run_dir, job.steps, job.run_dir in active_run_dirs())
+    cmd = job.command_for(decision == "resume") if decision in LAUNCH else []
+    return job._replace(decision=decision, cmd=cmd)
 
 
 def plan(cfg: Run) -> list[_Job]:
@@ -509,22 +539,22 @@ def plan(cfg: Run) -> list[_Job]:
                 tail = Path(cfg.suite) / env / method / f"seed{seed}"
                 run_dir = (Path(cfg.runs_root) / tail).resolve()
                 decision = decide(run_dir, cfg.steps, run_dir in busy)
-                cmd = []
-                if decision in ("resume", "restart", "fresh"):
-                    cmd = build_command(
-                        method,
-                        cfg.suite,
-                        env,
-                        seed,
-                        cfg.steps,
-                        run_dir,
-                        decision == "resume",
-                        shlex.split(cfg.extra),
-                        shlex.split(cfg.sac_extra),
-                        cfg.threads,
-                    )
+                command_for = functools.partial(_command_for, cfg, method, env, seed, run_dir)
+                cmd = command_for(decision == "resume") if decision in LAUNCH else []
                 result_dir = Path(cfg.results_root) / tail
-                jobs.append(_Job(env, method, seed, run_dir, result_dir, decision, cmd))
+                jobs.append(
+                    _Job(
+                        env,
+                        method,
+                        seed,
+                        run_dir,
+                        result_dir,
+                        decision,
+                        cmd,
+                        cfg.steps,
+                        command_for,
+                    )
+                )
     return jobs
 
 
@@ -543,7 +573,10 @@ def execute(jobs: list[_Job], max_jobs: int) -> dict[Path, int]:
     try:
         while queue or live:
             while queue and len(live) < max_jobs:
-                job = queue.pop(0)
+                job = launch_now(queue.pop(0))
+                if not job.cmd:
+                    print(f"[{job.decision} now] {job.env} {job.method} seed{job.seed}")
+                    continue
                 if job.decision == "restart":
                     aside = job.run_dir.with_name(f"{job.run_dir.name}.stale-{int(time.time())}")
                     job.run_dir.rename(aside)

@@ -217,6 +217,30 @@ def test_plan_checks_suite_and_method(tmp_path: Path):
     assert jobs[1].result_dir == tmp_path / "res" / "mujoco" / "Hopper-v5" / "sac" / "seed0"
 
 
+def test_jobs_are_decided_again_at_launch(tmp_path: Path, monkeypatch, capsys):
+    """A run finished, or being trained, by another harness since the plan was made is not
+    launched again (two harnesses sharing a run list once collided this way)."""
+    base = {"runs_root": tmp_path / "runs", "results_root": tmp_path / "res", "seeds": (0, 1, 2)}
+    jobs = learning.plan(learning.Run(methods=("qsm-reference",), steps=600, **base))
+    assert [j.decision for j in jobs] == ["fresh"] * 3
+    finished, busy, resumable = (j.run_dir for j in jobs)
+    finished.mkdir(parents=True)
+    (finished / "eval.csv").write_text("step,return_mean\n600,1.0\n")
+    resumable.mkdir(parents=True)
+    (resumable / "checkpoint.pt").write_bytes(b"")
+    monkeypatch.setattr(learning, "active_run_dirs", lambda: {busy})
+
+    now = [learning.launch_now(j) for j in jobs]
+    assert [j.decision for j in now] == ["skip", "busy", "resume"]
+    assert not now[0].cmd and not now[1].cmd and now[2].cmd[-1] == "--resume"
+
+    launched = []
+    monkeypatch.setattr(learning.subprocess, "Popen", lambda cmd, **kw: launched.append(cmd))
+    monkeypatch.setattr(learning, "launch_now", lambda j: j._replace(decision="skip", cmd=[]))
+    assert learning.execute(jobs, max_jobs=2) == {}
+    assert launched == [] and capsys.readouterr().out.count("[skip now]") == 3
+
+
 @pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs Linux /proc")
 def test_active_run_dirs_sees_a_live_run(tmp_path: Path):
     code = "import time; time.sleep(30)"
