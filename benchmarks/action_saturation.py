@@ -102,9 +102,13 @@ def main(args: Args) -> None:
     print("run_dir,sampler,at_bound,mean_abs,sample_std,return")
     for run_dir in args.run_dirs:
         agent, buffer, env = load_agent(Path(run_dir))
+        trained = agent.policy.sampler
         for name in args.samplers:
-            if name != "trained":
-                agent.policy.sampler = make_sampler(dataclasses.replace(agent.cfg, sampler=name))
+            agent.policy.sampler = (
+                trained
+                if name == "trained"
+                else make_sampler(dataclasses.replace(agent.cfg, sampler=name))
+            )
             r = probe(agent, buffer, env, args)
             print(
                 f"{run_dir},{name},{r['at_bound']:.3f},{r['mean_abs']:.3f},"

@@ -304,10 +304,19 @@ def test_action_saturation_probe_reads_a_run_and_swaps_the_sampler(uninterrupted
     assert all(torch.equal(v, saved[k]) for k, v in agent.state_dict().items())
 
     probe.main(
-        probe.Args((uninterrupted,), samplers=("trained", "langevin"), observations=50, episodes=1)
+        probe.Args(
+            (uninterrupted,),
+            samplers=("trained", "langevin", "trained"),
+            observations=50,
+            episodes=1,
+        )
     )
     rows = capsys.readouterr().out.strip().splitlines()[1:]
-    assert [r.split(",")[1] for r in rows] == ["trained", "langevin"]
+    assert [r.split(",")[1] for r in rows] == ["trained", "langevin", "trained"]
+    # Each row draws from the same seed: the swapped chain acts differently, and the run's own
+    # chain is back for the last row.
+    figures = [r.split(",")[2:] for r in rows]
+    assert figures[1] != figures[0] and figures[2] == figures[0]
     for row in rows:
         at_bound, mean_abs, sample_std, ret = map(float, row.split(",")[2:])
         assert 0 <= at_bound <= 1 and 0 <= mean_abs <= 1 and sample_std >= 0 and math.isfinite(ret)
