@@ -93,7 +93,7 @@ def test_summary_values_at_fixed_steps(suite: Path):
     rows = learning.aggregate_suite(suite, [50_000, 100_000, 200_000])
     qsm = rows_of(rows, "Hopper-v5", "qsm")
     # seed 2 never reached 150k/200k: only 50k, 100k and the last common step (100k) are reported
-    assert set(qsm) == {("fixed", 50_000), ("fixed", 100_000), ("last", 100_000)}
+    assert set(qsm) == {("fixed", 50_000), ("fixed", 100_000), ("last", 100_000), ("tail", 100_000)}
     for step in (50_000, 100_000):
         values = [scale * step / 1000 for scale in (1.0, 2.0, 4.0)]
         row = qsm[("fixed", step)]
@@ -108,6 +108,7 @@ def test_summary_values_at_fixed_steps(suite: Path):
         ("fixed", 100_000),
         ("fixed", 200_000),
         ("last", 200_000),
+        ("tail", 200_000),
     }
     assert sac[("fixed", 200_000)]["return_mean"] == pytest.approx(220.0)
     assert sac[("fixed", 200_000)]["return_std"] == pytest.approx(sample_std([210.0, 230.0]))
@@ -116,6 +117,30 @@ def test_summary_values_at_fixed_steps(suite: Path):
     assert walker[("fixed", 50_000)]["return_mean"] == 7.0
     assert math.isnan(walker[("fixed", 50_000)]["return_std"])  # one seed: no spread
     assert all(r["return_mean"] < 1e6 for r in rows)  # never the best-of column
+
+
+def test_tail_averages_each_seed_over_the_last_window(tmp_path: Path):
+    root = tmp_path / "mujoco"
+    steps = range(5_000, 100_001, 5_000)
+    # evaluations every 5k; a window of 10k ending at 100k holds 90k, 95k and 100k, not 85k
+    write_eval(
+        root / "Hopper-v5" / "qsm" / "seed0" / "eval.csv",
+        {**{s: 0.0 for s in steps}, 85_000: 1e4, 90_000: 3.0, 95_000: 6.0, 100_000: 9.0},
+    )
+    write_eval(
+        root / "Hopper-v5" / "qsm" / "seed1" / "eval.csv",
+        {**{s: 0.0 for s in steps}, 90_000: 30.0, 95_000: 0.0, 100_000: 0.0},
+    )
+    rows = rows_of(learning.aggregate_suite(root, [50_000]), "Hopper-v5", "qsm")
+    assert learning.TAIL_WINDOW == 10_000
+    tail = rows[("tail", 100_000)]
+    assert tail["return_mean"] == pytest.approx((6.0 + 10.0) / 2)
+    assert tail["return_std"] == pytest.approx(sample_std([6.0, 10.0]))
+    assert rows[("last", 100_000)]["return_mean"] == pytest.approx(4.5)  # the single-step point
+    assert (
+        "| qsm | 2 | 0.0 ± 0.0 | 4.5 ± 6.4 @ 100000 | 8.0 ± 2.8 @ 100000 |"
+        in (root / "summary.md").read_text()
+    )
 
 
 def test_aggregate_files(suite: Path):
