@@ -250,7 +250,7 @@ def run_sps(path: Path) -> float | None:
 TAIL_WINDOW = 10_000
 """The summary also averages each seed's evaluations over the last TAIL_WINDOW steps (90k, 95k
 and 100k at the default interval): one evaluation is noisy (a Hopper seed here fell from 868 at
-95k to 268 at 100k), an average over a short window is steadier, and it still never picks a run's best."""
+95k to 268 at 100k); an average over a short window is steadier, and still never a run's best."""
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
