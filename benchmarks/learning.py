@@ -582,10 +582,12 @@ def _raise_interrupt(signum, frame) -> None:
 
 
 def execute(jobs: list[_Job], max_jobs: int) -> dict[Path, int]:
-    """Run the jobs that have a command, at most max_jobs at once; returns exit codes. On Ctrl-C
-    or SIGTERM, every live run gets one SIGTERM (it checkpoints and exits) and is waited for."""
+    """Run the jobs that have a command, at most max_jobs at once; returns exit codes. Each run's
+    results are collected as soon as it ends, so `aggregate` sees it while other runs go on. On
+    Ctrl-C or SIGTERM, every live run gets one SIGTERM (it checkpoints and exits) and is waited
+    for."""
     queue = [j for j in jobs if j.cmd]
-    live: dict[Path, tuple[subprocess.Popen, object]] = {}
+    live: dict[Path, tuple[subprocess.Popen, object, _Job]] = {}
     codes: dict[Path, int] = {}
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     old = signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -612,22 +614,23 @@ def execute(jobs: list[_Job], max_jobs: int) -> dict[Path, int]:
                     env=env,
                     start_new_session=True,  # a terminal's Ctrl-C reaches the harness only
                 )
-                live[job.run_dir] = (proc, log)
+                live[job.run_dir] = (proc, log, job)
                 print(f"[{job.decision}] {job.env} {job.method} seed{job.seed} pid {proc.pid}")
             time.sleep(1.0)
-            for run_dir, (proc, log) in list(live.items()):
+            for run_dir, (proc, log, job) in list(live.items()):
                 if proc.poll() is not None:
                     log.close()
                     codes[run_dir] = proc.returncode
                     del live[run_dir]
+                    collect(job.run_dir, job.result_dir)
                     status = "done" if proc.returncode == 0 else f"FAILED rc={proc.returncode}"
                     print(f"{status}: {run_dir} (log: {run_dir / 'harness.log'})")
     except KeyboardInterrupt:
         print("interrupted: asking the live runs to checkpoint and stop ...")
-        for proc, _ in live.values():
+        for proc, _, _ in live.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-        for run_dir, (proc, log) in live.items():
+        for run_dir, (proc, log, _) in live.items():
             codes[run_dir] = proc.wait()
             log.close()
         raise

@@ -266,6 +266,18 @@ def test_jobs_are_decided_again_at_launch(tmp_path: Path, monkeypatch, capsys):
     assert launched == [] and capsys.readouterr().out.count("[skip now]") == 3
 
 
+def test_execute_collects_each_run_when_it_ends(tmp_path: Path, monkeypatch):
+    """A finished run's eval.csv reaches the results folder while the harness is still going, so
+    `aggregate` can report it without waiting for the harness's other runs."""
+    base = {"runs_root": tmp_path / "runs", "results_root": tmp_path / "res", "seeds": (0,)}
+    (job,) = learning.plan(learning.Run(methods=("qsm-reference",), steps=600, **base))
+    write = "import pathlib, sys; pathlib.Path(sys.argv[1], 'eval.csv').write_text('step\\n600\\n')"
+    fake = job._replace(cmd=[sys.executable, "-c", write, str(job.run_dir)])
+    monkeypatch.setattr(learning, "launch_now", lambda j: j)
+    assert learning.execute([fake], max_jobs=1) == {job.run_dir: 0}
+    assert (job.result_dir / "eval.csv").read_text() == "step\n600\n"
+
+
 @pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs Linux /proc")
 def test_active_run_dirs_sees_a_live_run(tmp_path: Path):
     code = "import time; time.sleep(30)"
