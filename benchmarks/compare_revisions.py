@@ -1,7 +1,7 @@
 """Update and acting time of this checkout against an earlier git revision, in ONE process.
 
     python benchmarks/compare_revisions.py --base f1d4dca
-    python benchmarks/compare_revisions.py --base HEAD~3 --rounds 9
+    python benchmarks/compare_revisions.py --base HEAD~3 --rounds 9 --only best
 
 A shared, noisy machine makes timings taken minutes apart incomparable; here the base revision's
 `diffpolicy` is exported (`git archive`) into a temporary directory under another package name
@@ -33,9 +33,20 @@ WIDE = {"actor_hidden": (256, 256), "critic_hidden": (256, 256)}
 CONFIGS = {
     "reference (512, DDPM K=5)": {},
     "Langevin variant (256, 10 steps)": {**WIDE, "sampler": "langevin"},
+    # presets.qsm_best's fields, spelled out so that a base revision without presets builds it.
+    "best preset (CrossQ critic)": {
+        **WIDE,
+        "sampler": "langevin",
+        "target_sampler_steps": 3,
+        "critic_batch_renorm": True,
+        "critic_target_network": False,
+        "critic_betas": (0.5, 0.999),
+        "critic_lr": 1e-3,
+    },
 }
 NEW_ONLY = {  # fields the base revision may lack, with the values that keep its behaviour
     "Langevin variant (256, 10 steps)": {"langevin_score": "schedule"},
+    "best preset (CrossQ critic)": {"langevin_score": "schedule"},
 }
 
 
@@ -45,6 +56,8 @@ class Args:
     """The git revision to compare against."""
     rounds: int = 7
     seconds: float = 1.5
+    only: str = ""
+    """Time only the agents whose name contains this text (e.g. "best")."""
 
 
 def import_revision(rev: str, into: Path):
@@ -72,11 +85,14 @@ def main() -> None:
     torch.set_num_threads(1)
     import diffpolicy.rl as new
 
+    configs = {name: f for name, f in CONFIGS.items() if args.only in name}
+    if not configs:
+        raise SystemExit(f"error: --only {args.only!r} matches none of: {', '.join(CONFIGS)}")
     data = random_transitions()
     with tempfile.TemporaryDirectory() as tmp:
         base = import_revision(args.base, Path(tmp))
         timed = {}
-        for name, fields in CONFIGS.items():
+        for name, fields in configs.items():
             timed[name, args.base] = tasks(base, fields, data)
             timed[name, "this"] = tasks(new, {**fields, **NEW_ONLY.get(name, {})}, data)
         for fns in timed.values():
@@ -89,7 +105,7 @@ def main() -> None:
                     times[key, k].append(mean_ms(fn, args.seconds))
     med = {key: statistics.median(v) for key, v in times.items()}
     print(f"{'agent':<36}{'revision':>10}{'update ms':>11}{'act ms':>9}")
-    for name in CONFIGS:
+    for name in configs:
         for rev in (args.base, "this"):
             u, a = med[(name, rev), "update"], med[(name, rev), "act"]
             print(f"{name:<36}{rev:>10}{u:>11.2f}{a:>9.3f}")

@@ -110,6 +110,28 @@ def test_batch_renorm_training_output_and_running_statistics(renorm):
     assert int(layer.steps) == 1
 
 
+@pytest.mark.parametrize("renorm", [False, True])
+def test_batch_renorm_parameter_and_input_gradients_match_autograd_of_the_definition(renorm):
+    # The layer's hand-written backward against autograd through the definition, in float64 and
+    # with r and d away from 1 and 0 (running statistics far from the batch's), for x, w and b.
+    torch.manual_seed(1)
+    layer = EnsembleBatchRenorm(2, 3, warmup_steps=0 if renorm else 5).double()
+    with torch.no_grad():
+        layer.weight.uniform_(0.5, 2.0)
+        layer.bias.normal_()
+        layer.running_mean.normal_()
+        layer.running_var.uniform_(0.2, 4.0)
+    running = layer.running_mean.clone(), layer.running_var.clone()
+    x = (torch.randn(2, 9, 3, dtype=torch.float64) * 2 + 0.5).requires_grad_(True)
+    upstream = torch.randn(2, 9, 3, dtype=torch.float64)
+    params = (x, layer.weight, layer.bias)
+    got = torch.autograd.grad((layer(x) * upstream).sum(), params)
+    ref, _, _ = _renorm_reference(x, *running, layer.weight, layer.bias, 1e-3, 3.0, 5.0, renorm)
+    want = torch.autograd.grad((ref * upstream).sum(), params)
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w, rtol=1e-10, atol=1e-10)
+
+
 def test_batch_renorm_gradient_matches_reference_and_eval_mode_is_per_sample():
     torch.manual_seed(0)
     layer = EnsembleBatchRenorm(2, 5, warmup_steps=0)
