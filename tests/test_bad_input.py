@@ -133,6 +133,8 @@ FLAG_CASES = {
     "target-subset-too-big": ["--agent.target-subset", "3"],
     "sample-steps-above-levels": ["--agent.sample-steps", "9"],
     "ema-decay-one": ["--agent.ema-decay", "1"],
+    "alpha-target-std-zero": ["--agent.alpha-target-std", "0"],
+    "alpha-spread-states-zero": ["--agent.alpha-spread-states", "0"],
     "noise-negative": ["--agent.exploration-noise", "-0.1"],
     "dql-with-langevin": ["--agent.objective", "dql", "--agent.sampler", "langevin"],
     "unknown-sampler": ["--agent.sampler", "euler"],

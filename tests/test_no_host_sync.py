@@ -20,6 +20,7 @@ TINY = {"actor_hidden": (16, 16), "critic_hidden": (16, 16), "batch_size": 8}
 CONFIGS = {
     "reference": AgentConfig(**TINY),
     "langevin-t2": AgentConfig(**TINY, sampler="langevin", target_sampler_steps=2),
+    "adaptive-alpha": AgentConfig(**TINY, sampler="langevin", alpha_target_std=0.1),
     "ddim-ema-best-of": AgentConfig(**TINY, sampler="ddim", ema_decay=0.99, eval_best_of=3),
     "crossq": AgentConfig(
         **TINY, critic_batch_renorm=True, critic_target_network=False, actor_every=2

@@ -73,6 +73,12 @@ METHODS: dict[str, Method] = {
         + _CROSSQ_T3
         + ("--agent.actor-every", "3"),
     ),
+    # Issue 14 point 3: the best preset with alpha tuned online so that the acting chain's
+    # per-dimension action std approaches 0.089, a Gaussian's std at SAC's target entropy (-1 nat
+    # per dimension); diffpolicy.objectives.temperature.
+    "qsm-best-adaptive": Method(
+        _QSM_RECIPE, ("--preset", "best", "--agent.alpha-target-std", "0.089")
+    ),
     "sac": Method(_SB3_BASELINE, family="sac"),
     # sb3-contrib CrossQ with its defaults, by the same baseline script and protocol.
     "crossq": Method((*_SB3_BASELINE, "--algo", "crossq"), family="sac"),

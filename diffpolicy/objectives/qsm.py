@@ -77,11 +77,13 @@ def qsm_loss(
     config: QSMConfig = QSMConfig(),
     prediction: Prediction = "eps",
     generator: torch.Generator | None = None,
+    alpha: float | Tensor | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """The QSM actor loss on a batch of (replay) actions.
 
     actions: (batch, act_dim) in [-1, 1] are forward-noised to a_t at t ~ U{0..T-1}; the target
-    score is alpha * grad_a Q(obs, a_t), expressed in the denoiser's parameterisation.
+    score is alpha * grad_a Q(obs, a_t), expressed in the denoiser's parameterisation. alpha:
+    config.alpha unless given (a scalar tensor from `AdaptiveTemperature`, say).
     """
     if actions.ndim != 2:
         raise ValueError(
@@ -99,7 +101,7 @@ def qsm_loss(
     grad_norm = grad.norm(dim=-1).mean()
     if config.grad_normalization == "batch_mean":
         grad = grad / (grad_norm + 1e-6)
-    score = config.alpha * grad
+    score = (config.alpha if alpha is None else alpha) * grad
     if config.target == "eps":
         score = score / (1.0 - schedule.alpha_bar(t, a_t, validate=False)).sqrt()
     target = schedule.convert(score, a_t, t, "score", prediction, validate=False)

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from torch.profiler import record_function
 
 from diffpolicy.nets import EMA, Activation, Denoiser, soft_update, training
-from diffpolicy.objectives import QSMConfig
+from diffpolicy.objectives import AdaptiveTemperature, QSMConfig, paired_spread
 from diffpolicy.rl.buffer import Batch
 from diffpolicy.rl.compile import compile_networks
 from diffpolicy.rl.components import CRITICS, OBJECTIVES, critic_name, make_sampler
@@ -44,6 +44,15 @@ class AgentConfig:
     sampler), or a name added with `diffpolicy.rl.register_objective`."""
     qsm: QSMConfig = field(default_factory=QSMConfig)
     """QSM switches (alpha, target form, critic reduction, grad normalisation, clipping)."""
+    alpha_target_std: float | None = None
+    """QSM: tune alpha online (from qsm.alpha) so that the acting policy's per-dimension action
+    std, measured from two actions per state, approaches this (`AdaptiveTemperature`; 0.089 is
+    SAC's target entropy of -1 nat per dimension for a Gaussian). None: alpha stays fixed."""
+    alpha_lr: float = 3e-4
+    """Adam learning rate of log alpha (SAC's)."""
+    alpha_spread_states: int = 32
+    """States of each batch (all of it, if smaller) on which the acting policy draws its two
+    actions per state."""
     dql_eta: float = 1.0
     """Diffusion-QL: weight of the normalised -Q term against the BC loss."""
     schedule: ScheduleName = "vp"
@@ -187,6 +196,11 @@ class Agent(nn.Module):
         self.num_updates = 0
         """Critic steps taken (the actor steps every `actor_every` of them)."""
         self.ema = EMA(denoiser, cfg.ema_decay) if cfg.ema_decay > 0 else None
+        self.temperature = (
+            AdaptiveTemperature(cfg.qsm.alpha, cfg.alpha_target_std, cfg.alpha_lr)
+            if cfg.alpha_target_std is not None
+            else None
+        )
         # fused: one kernel per step for all parameters, and no host read of the step count.
         self.actor_opt = torch.optim.Adam(denoiser.parameters(), lr=cfg.actor_lr, fused=True)
         self.critic_opt = torch.optim.Adam(
@@ -302,8 +316,22 @@ class Agent(nn.Module):
         if self.ema is not None:
             with record_function("update/ema"):
                 self.ema.update(denoiser)
+        if self.temperature is not None:
+            with record_function("update/temperature"):
+                actor_metrics.update(self._temperature_step(batch))
         actor_metrics["actor_lr"] = self.actor_opt.param_groups[0]["lr"]
         return actor_metrics
+
+    def _temperature_step(self, batch: Batch) -> dict[str, Tensor]:
+        """Two acting-chain actions (no exploration noise) for each of the batch's first
+        `alpha_spread_states` states; their spread steps alpha."""
+        obs = batch.obs[: self.cfg.alpha_spread_states]
+        with torch.no_grad():
+            actions = self.policy(
+                torch.cat([obs, obs]), denoiser=self.acting_denoiser, sampler=self.policy.sampler
+            )
+        first, second = actions.chunk(2)
+        return self.temperature.step(paired_spread(first, second))
 
     def training_state(self) -> dict:
         """Networks, targets, EMA, optimisers and the lr schedule: all tensors and plain types."""
@@ -315,6 +343,8 @@ class Agent(nn.Module):
         }
         if self.actor_lr_schedule is not None:
             state["actor_lr_schedule"] = self.actor_lr_schedule.state_dict()
+        if self.temperature is not None:
+            state["temperature_opt"] = self.temperature.optimizer.state_dict()
         return state
 
     def load_training_state(self, state: dict) -> None:
@@ -322,6 +352,8 @@ class Agent(nn.Module):
         self.actor_opt.load_state_dict(state["actor_opt"])
         self.critic_opt.load_state_dict(state["critic_opt"])
         self.num_updates = int(state.get("num_updates", 0))  # absent before actor_every existed
+        if self.temperature is not None:
+            self.temperature.optimizer.load_state_dict(state["temperature_opt"])
         if self.actor_lr_schedule is not None:
             saved = state["actor_lr_schedule"]
             if "lr_lambdas" not in saved:  # first checkpoints used CosineAnnealingLR: same curve

@@ -126,6 +126,10 @@ def check_agent_config(cfg: Any) -> None:
             cfg.sampler,
             "objective dql backpropagates through the sampler: use ddpm or ddim",
         )
+    if cfg.alpha_target_std is not None:
+        finite_positive(p + "alpha_target_std", cfg.alpha_target_std)
+    finite_positive(p + "alpha_lr", cfg.alpha_lr)
+    at_least(p + "alpha_spread_states", cfg.alpha_spread_states, 1)
     finite_at_least(p + "dql_eta", cfg.dql_eta, 0)
     at_least(p + "diffusion_steps", cfg.diffusion_steps, 1)
     at_least(p + "langevin_steps", cfg.langevin_steps, 1)

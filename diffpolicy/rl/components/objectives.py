@@ -72,6 +72,7 @@ def _qsm(agent: Agent, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
         batch.actions,
         cfg.qsm,
         cfg.prediction,
+        alpha=None if agent.temperature is None else agent.temperature.alpha,
     )
 
 
@@ -93,5 +94,10 @@ def _dql(agent: Agent, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
 
 # QSM's own settings (agent.qsm) are not declared as options: presets set alpha per environment
 # (presets.qsm_dmc), and choosing another objective on top of such a preset must not trip on it.
-register_objective("qsm", _qsm, score_units=_qsm_units)
+register_objective(
+    "qsm",
+    _qsm,
+    options=("alpha_target_std", "alpha_lr", "alpha_spread_states"),
+    score_units=_qsm_units,
+)
 register_objective("dql", _dql, options=("dql_eta",), differentiates_sampler=True)

@@ -1,0 +1,127 @@
+"""The adaptive QSM temperature against closed forms.
+
+The spread estimator: for independent draws a, a' of N(m, s^2) per dimension, E[(a - a')^2] / 2 =
+s^2, so `paired_spread` of two such batches is s (up to sampling error) whatever the means.
+The controller: a policy exp(alpha Q) with Q(a) = -A/2 |a|^2 is N(0, 1 / (alpha A)), so the alpha
+at which its std equals the target s* is 1 / (A s*^2); the controller must settle there, from
+above and from below. Unadjusted Langevin with step h samples N(0, 1 / (P (1 - h P / 2))) for
+precision P (the chain's closed form, tests/test_langevin_temperature.py): its fixed point is
+P = (1 - sqrt(1 - 2 h / s*^2)) / h.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+
+from diffpolicy.objectives import AdaptiveTemperature, paired_spread
+from diffpolicy.objectives.temperature import SAC_EQUIVALENT_STD
+from diffpolicy.rl import Agent, ReplayBuffer
+from diffpolicy.rl.agent import AgentConfig
+
+
+@pytest.mark.parametrize("std", [0.05, 0.3, 2.0])
+def test_paired_spread_estimates_the_standard_deviation(std):
+    g = torch.Generator().manual_seed(0)
+    means = torch.randn(20_000, 3, generator=g) * 5  # per-state means differ; they cancel
+    first = means + std * torch.randn(20_000, 3, generator=g)
+    second = means + std * torch.randn(20_000, 3, generator=g)
+    assert paired_spread(first, second).item() == pytest.approx(std, rel=0.02)
+
+
+def test_sac_equivalent_std_has_minus_one_nat_of_entropy():
+    entropy = 0.5 * math.log(2 * math.pi * math.e * SAC_EQUIVALENT_STD**2)
+    assert entropy == pytest.approx(-1.0, abs=1e-12)
+
+
+def _settle(initial_alpha, target, draw, steps=3000, lr=0.02):
+    temperature = AdaptiveTemperature(initial_alpha, target, lr=lr)
+    for _ in range(steps):
+        first, second = draw(temperature.alpha)
+        temperature.step(paired_spread(first, second))
+    return temperature.alpha.item()
+
+
+@pytest.mark.parametrize("initial_alpha", [1.0, 400.0])
+def test_controller_settles_where_the_boltzmann_policy_has_the_target_std(initial_alpha):
+    curvature, target = 4.0, 0.1
+    g = torch.Generator().manual_seed(1)
+
+    def exact(alpha):  # two draws per state from N(0, 1 / (alpha A))
+        std = (alpha * curvature).rsqrt()
+        return std * torch.randn(2, 4096, 2, generator=g)
+
+    alpha = _settle(initial_alpha, target, exact)
+    assert alpha == pytest.approx(1.0 / (curvature * target**2), rel=0.03)
+
+
+def test_controller_settles_at_the_langevin_chains_closed_form():
+    curvature, target, h, steps = 2.0, 0.2, 0.01, 400
+    g = torch.Generator().manual_seed(2)
+
+    def langevin(alpha):  # the chain on exp(alpha Q), from a wide start, run to stationarity
+        x = torch.randn(2, 2048, 1, generator=g)
+        for _ in range(steps):
+            x = x - h * alpha * curvature * x + math.sqrt(2 * h) * torch.randn(x.shape, generator=g)
+        return x
+
+    alpha = _settle(30.0, target, langevin, steps=600, lr=0.03)
+    precision = (1 - math.sqrt(1 - 2 * h / target**2)) / h
+    assert alpha == pytest.approx(precision / curvature, rel=0.04)
+    # ... and not at the exact Boltzmann answer, which differs by the O(h) term.
+    assert abs(alpha - 1 / (curvature * target**2)) > 0.1 * alpha
+
+
+def _agent_and_batch(target_std):
+    cfg = AgentConfig(
+        actor_hidden=(16, 16), critic_hidden=(16, 16), batch_size=32, sampler="langevin",
+        alpha_target_std=target_std, alpha_lr=0.05, alpha_spread_states=16,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    agent = Agent(3, 2, cfg)
+    buffer = ReplayBuffer(3, 2, 64)
+    for i in range(64):
+        obs = torch.randn(3)
+        buffer.add(
+            obs.numpy(), torch.rand(2) * 2 - 1, float(i % 3), torch.randn(3).numpy(), False, False
+        )
+    return agent, buffer
+
+
+@pytest.mark.parametrize("target_std, direction", [(1e-3, 1), (10.0, -1)])
+def test_agent_moves_alpha_toward_the_target_and_qsm_uses_it(target_std, direction):
+    # A policy far wider than 1e-3 must get colder (alpha up); one narrower than 10 warmer.
+    agent, buffer = _agent_and_batch(target_std)
+    before = agent.temperature.alpha.item()
+    assert before == pytest.approx(50.0)
+    for _ in range(5):
+        metrics = agent.update(buffer.sample(32))
+    after = agent.temperature.alpha.item()
+    assert direction * (after - before) > 0
+    assert metrics["alpha"].item() == pytest.approx(after)
+    assert 0 < metrics["action_spread"].item() < 2
+
+
+def test_alpha_and_its_optimiser_survive_a_checkpoint():
+    agent, buffer = _agent_and_batch(1e-3)
+    for _ in range(3):
+        agent.update(buffer.sample(32))
+    # A copy, as a checkpoint file gives: optimisers load state tensors without copying them.
+    state = copy.deepcopy(agent.training_state())
+    fresh, _ = _agent_and_batch(1e-3)
+    fresh.load_training_state(state)
+    assert fresh.temperature.alpha.item() == agent.temperature.alpha.item()
+    batch = buffer.sample(32)
+    torch.manual_seed(5)
+    agent.update(batch)
+    torch.manual_seed(5)
+    fresh.update(batch)
+    assert fresh.temperature.alpha.item() == agent.temperature.alpha.item()
+
+
+def test_adaptive_options_are_refused_with_another_objective():
+    with pytest.raises(ValueError, match="alpha_target_std"):
+        AgentConfig(objective="dql", alpha_target_std=0.1)
