@@ -21,6 +21,7 @@ import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
 import tyro
@@ -56,6 +57,8 @@ class Args:
     """The git revision to compare against."""
     rounds: int = 7
     seconds: float = 1.5
+    clock: Literal["wall", "cpu"] = "wall"
+    """wall, or this thread's CPU time (update_speed.py's --clock)."""
     only: str = ""
     """Time only the agents whose name contains this text (e.g. "best")."""
 
@@ -102,7 +105,7 @@ def main() -> None:
         for _ in range(args.rounds):
             for key, fns in timed.items():
                 for k, fn in fns.items():
-                    times[key, k].append(mean_ms(fn, args.seconds))
+                    times[key, k].append(mean_ms(fn, args.seconds, args.clock))
     med = {key: statistics.median(v) for key, v in times.items()}
     print(f"{'agent':<36}{'revision':>10}{'update ms':>11}{'act ms':>9}")
     for name in configs:
