@@ -79,6 +79,16 @@ METHODS: dict[str, Method] = {
     "qsm-best-adaptive": Method(
         _QSM_RECIPE, ("--preset", "best", "--agent.alpha-target-std", "0.089")
     ),
+    # The best preset's Langevin chain reads the score in the diffusion convention, so its law is
+    # exp(113 Q) at alpha = 50 and its steps grow with grad Q's scale (h * |score| of order 1 by
+    # 20k steps on HalfCheetah). Two ways to keep the chain's temperature from following the
+    # critic's scale, and the issue-14 reading that makes alpha mean exp(alpha Q):
+    "qsm-best-gradnorm": Method(
+        _QSM_RECIPE, ("--preset", "best", "--agent.qsm.grad-normalization", "batch_mean")
+    ),
+    "qsm-best-trained": Method(
+        _QSM_RECIPE, ("--preset", "best", "--agent.langevin-score", "trained")
+    ),
     "sac": Method(_SB3_BASELINE, family="sac"),
     # sb3-contrib CrossQ with its defaults, by the same baseline script and protocol.
     "crossq": Method((*_SB3_BASELINE, "--algo", "crossq"), family="sac"),
