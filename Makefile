@@ -13,7 +13,7 @@ TORCH := 2.13.0
 TORCH_INDEX ?=
 export MUJOCO_GL ?= egl
 
-.PHONY: install test test-ray train bench lint lock clean
+.PHONY: install test test-ray train bench lint lock clean mutate
 
 install: $(STAMP)
 
@@ -30,6 +30,18 @@ test: $(STAMP)
 # The harness on a local Ray instance that the test starts (about a minute).
 test-ray: $(STAMP)
 	$(PY) -m pytest -q -m ray
+
+# Mutation testing of the maths (docs/mutation.md): mutmut changes schedules/, samplers/ and
+# objectives/ one mutation at a time and runs the tests that cover each; fails when a mutant
+# survives that docs/mutation.md does not list as equivalent. Slow (about half an hour on two
+# busy cores), so not part of `make test` or CI. MUTATE_JOBS: parallel workers.
+MUTATE_JOBS ?= 1
+mutate: $(STAMP)
+	rm -rf mutants && mkdir mutants
+	@echo "mutmut run: progress in mutants/mutmut.log"
+	HYPOTHESIS_PROFILE=mutation $(VENV)/bin/mutmut run --max-children $(MUTATE_JOBS) \
+	  > mutants/mutmut.log 2>&1 || { tail -c 3000 mutants/mutmut.log; exit 1; }
+	$(PY) tests/mutation/check_survivors.py
 
 train: $(STAMP)
 	$(PY) recipes/qsm_mujoco.py $(ARGS)

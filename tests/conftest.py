@@ -28,6 +28,13 @@ settings.register_profile(
     parent=settings.get_profile("ci"),
     phases=[Phase.explicit, Phase.reuse, Phase.generate],
 )
+# "mutation": `make mutate` runs the maths tests once per mutant; fewer examples and no shrinking
+# keep that affordable (a mutant only needs one failing example). Not for `make test`.
+settings.register_profile(
+    "mutation",
+    parent=settings.get_profile("noshrink"),
+    max_examples=10,
+)
 # "dev": random exploration for local bug hunting: HYPOTHESIS_PROFILE=dev pytest ...
 settings.register_profile("dev", deadline=None, max_examples=200)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

@@ -12,6 +12,7 @@ import contextlib
 import pytest
 import torch
 
+from diffpolicy.objectives import bc_loss
 from diffpolicy.rl import Agent, AgentConfig, ReplayBuffer
 from diffpolicy.samplers import Clipping, DDIMSampler, DDPMSampler, LangevinSampler
 from diffpolicy.schedules import make_schedule
@@ -81,6 +82,9 @@ def test_update_and_acting_make_no_host_read(name):
         DDPMSampler(make_schedule("vp", 5), timesteps=[0, 2, 4], clipping=Clipping(x0=True)),
         DDIMSampler(make_schedule("cosine", 10), eta=0.5),
         LangevinSampler(make_schedule("vp", 5), num_steps=4, clipping=Clipping()),
+        LangevinSampler(make_schedule("vp", 5), num_steps=4, clipping=Clipping(x0=True)),
+        LangevinSampler(make_schedule("vp", 5), "v", num_steps=4, score_units="unit"),
+        LangevinSampler(make_schedule("vp", 5), "x0", num_steps=4),
     ],
 )
 def test_samplers_make_no_host_read(sampler):
@@ -91,3 +95,11 @@ def test_samplers_make_no_host_read(sampler):
     with host_reads_raise():
         out = sampler.sample(denoise, cond, x_T, torch.Generator().manual_seed(0))
     assert out.shape == (6, 2)
+
+
+@pytest.mark.parametrize("prediction", ["eps", "x0", "v", "score"])
+def test_bc_loss_makes_no_host_read(prediction):
+    schedule, actions = make_schedule("vp", 5), torch.rand(8, 2) * 2 - 1
+    with host_reads_raise():
+        loss, _ = bc_loss(lambda a_t, t, obs: a_t, schedule, None, actions, prediction)
+    assert loss.shape == ()

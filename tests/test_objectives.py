@@ -6,12 +6,23 @@ critic makes grad_a Q known in closed form), and gradient flow is checked parame
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 from torch import Tensor, nn
 
 from diffpolicy.nets import CriticEnsemble, Denoiser
-from diffpolicy.objectives import QSMConfig, action_gradient, bc_loss, dql_loss, qsm_loss, td_loss
+from diffpolicy.objectives import (
+    QSMConfig,
+    action_gradient,
+    bc_loss,
+    crossq_td_loss,
+    dql_loss,
+    qsm_loss,
+    td_loss,
+)
+from diffpolicy.objectives.common import noised_actions
 from diffpolicy.rl.buffer import ReplayBuffer
 from diffpolicy.samplers import NO_CLIPPING, Clipping, DDPMSampler
 from diffpolicy.schedules import make_schedule
@@ -334,12 +345,19 @@ def test_qsm_config_rejects_bad_alpha(alpha):
     ],
 )
 def test_qsm_config_rejects_unknown_names(field, valid):
-    with pytest.raises(ValueError, match=field) as err:
+    expected = f"qsm.{field} = 'bogus': must be one of: {', '.join(valid)}"
+    with pytest.raises(ValueError, match=re.escape(expected)):
         QSMConfig(**{field: "bogus"})
-    assert "bogus" in str(err.value)
     for name in valid:
-        assert name in str(err.value)
         QSMConfig(**{field: name})  # each valid name is accepted
+
+
+def test_qsm_config_accepts_any_positive_alpha_and_a_bool_clip_switch():
+    assert QSMConfig(alpha=0.5).alpha == 0.5  # below 1 too: alpha is any inverse temperature
+    with pytest.raises(
+        ValueError, match="qsm.clip_actions_for_grad = 'yes': must be true or false"
+    ):
+        QSMConfig(clip_actions_for_grad="yes")
 
 
 def test_qsm_rejects_unknown_prediction():
@@ -670,7 +688,8 @@ def test_td_target_subset():
 @pytest.mark.parametrize("subset", [0, 6, -1])
 def test_td_target_subset_out_of_range(subset):
     obs, actions, rewards, next_obs, terminated = _transitions()
-    with pytest.raises(ValueError, match="target_subset"):
+    # The message gives the valid range: 1 to the number of target members (5, batch 6).
+    with pytest.raises(ValueError, match=r"target_subset must lie in \[1, 5\]"):
         td_loss(
             _critic(),
             ConstantCritic([0.0] * 5),
@@ -682,3 +701,187 @@ def test_td_target_subset_out_of_range(subset):
             terminated,
             target_subset=subset,
         )
+
+
+# --- sharpened by mutation testing (docs/mutation.md) --------------------------------------------
+def test_qsm_is_reproducible_from_its_generator():
+    """The noise levels and noise come from the generator passed in, not the global stream."""
+    obs, actions = _data(batch=16)
+    denoiser, critic = _denoiser(), _critic()
+
+    def loss(seed):
+        torch.manual_seed(seed)  # the global stream differs on every call
+        return qsm_loss(denoiser, critic, _schedule(), obs, actions, generator=_gen(5))[0]
+
+    assert loss(0).item() == loss(1).item()
+    other = qsm_loss(denoiser, critic, _schedule(), obs, actions, generator=_gen(6))[0]
+    assert other.item() != loss(0).item()
+
+
+def test_qsm_without_observations():
+    """obs=None is allowed (an unconditional policy): the oracle's loss is zero."""
+    schedule = _schedule(F64)
+    _, actions = _data(dtype=F64)
+    oracle = Oracle(lambda a_t, t: _qsm_eps_target(schedule, 3.0, "eps", a_t, t))
+    loss, _ = qsm_loss(oracle, _quadratic(), schedule, None, actions, QSMConfig(alpha=3.0))
+    assert loss.item() < 1e-10
+
+
+def test_qsm_shape_errors_name_both_shapes():
+    obs, actions = _data(batch=4)
+    args = (_denoiser(), _critic(), _schedule())
+    with pytest.raises(ValueError, match=r"actions must be \(batch, act_dim\), got shape \(4,\)"):
+        qsm_loss(*args, obs, actions[:, 0])
+    # One-dimensional obs with the right batch, then (batch, obs_dim) obs of another batch.
+    for bad_obs in (obs[:, 0], obs[:3]):
+        shape = re.escape(str(tuple(bad_obs.shape)))
+        expected = rf"obs {shape} and actions \(4, 2\) must be \(batch, obs_dim\) and \(batch, "
+        with pytest.raises(ValueError, match=expected + r"act_dim\) with the same batch"):
+            qsm_loss(*args, bad_obs, actions)
+
+
+class OutputTable(nn.Module):
+    """A denoiser whose output is a learnable zero table: the loss's gradient reveals the target
+    (loss = mean (out - target)^2, so at out = 0, target = -N/2 * d loss / d out)."""
+
+    def __init__(self, batch: int, dim: int) -> None:
+        super().__init__()
+        self.out = nn.Parameter(torch.zeros(batch, dim, dtype=F64))
+
+    def forward(self, a_t: Tensor, t: Tensor, obs: Tensor | None) -> Tensor:
+        return self.out
+
+    def target_of(self, loss: Tensor) -> Tensor:
+        loss.backward()
+        return -self.out.grad * self.out.numel() / 2
+
+
+def test_qsm_batch_mean_normalisation_is_guarded_for_a_flat_critic():
+    """ "batch_mean" divides grad_a Q by its mean norm plus a small guard, so a nearly flat critic
+    (gradients of size 1e-9, far below the guard) gives a small, finite target that still points
+    up the gradient: the implied score -eps has a positive dot product with grad_a Q, and its mean
+    norm stays far below alpha (the mean norm of the normalised target of a steep critic)."""
+    schedule = _schedule(F64)
+    obs, actions = _data(dtype=F64)
+    flat = QuadraticCritic(M.expand(2, ACT).clone(), scale=1e-9)
+    table = OutputTable(*actions.shape)
+    cfg = QSMConfig(alpha=4.0, grad_normalization="batch_mean")
+    loss, _ = qsm_loss(table, flat, schedule, obs, actions, cfg, "eps", _gen())
+    eps_target = table.target_of(loss)
+    grad_q = 1e-9 * (M - flat.seen[-1])  # grad_a Q at the noised actions, by hand
+    assert torch.isfinite(eps_target).all()
+    assert bool(((-eps_target * grad_q).sum(-1) > 0).all())
+    assert 0 < float(eps_target.norm(dim=-1).mean()) < 0.01 * cfg.alpha
+
+
+def test_action_gradient_defaults_to_the_members_mean():
+    critic = QuadraticCritic(torch.tensor([[0.5, 0.5], [-0.5, 0.0]], dtype=F64))
+    actions = torch.tensor([[0.1, 0.2], [-0.3, 0.4]], dtype=F64)
+    grad, q = action_gradient(critic, None, actions)
+    # grad of the mean of -1/2 |a - c_i|^2 over the two members: mean_i (c_i - a).
+    torch.testing.assert_close(grad, critic.centers.mean(0) - actions, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(q, critic(None, actions).mean(0), rtol=1e-12, atol=0)
+
+
+class SingleCritic(nn.Module):
+    """One Q-function, (batch,) out: Q(s, a) = sum(a), of either sign; records the actions."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[Tensor] = []
+
+    def forward(self, obs: Tensor, action: Tensor) -> Tensor:
+        self.seen.append(action)
+        return action.sum(-1)
+
+
+def test_dql_with_a_single_q_function():
+    """A (batch,) critic is used as it is: q_loss = -mean Q / mean |Q| over the batch."""
+    obs, actions = _data(batch=32, dtype=F64, spread=1.0)
+    sampler = DDPMSampler(_schedule(F64))
+    critic = SingleCritic()
+    denoiser = Oracle(lambda a_t, t: torch.zeros_like(a_t))
+    _, metrics = dql_loss(denoiser, critic, sampler, obs, actions, 1.0, _gen(3))
+    q = critic.seen[-1].sum(-1).detach()
+    assert bool((q > 0).any() and (q < 0).any())  # the two normalisers differ
+    assert metrics["dql_q_loss"].item() == pytest.approx(
+        (-q.mean() / q.abs().mean()).item(), rel=1e-12
+    )
+    # The sampled actions are in the actions' dtype.
+    assert critic.seen[-1].dtype == F64
+
+
+def test_dql_default_eta_is_one():
+    obs, actions = _data(batch=16)
+    denoiser, critic = _denoiser(), _critic()
+    default, _ = dql_loss(denoiser, critic, _sampler(), obs, actions, generator=_gen(5))
+    one, _ = dql_loss(denoiser, critic, _sampler(), obs, actions, 1.0, _gen(5))
+    assert default.item() == one.item()
+
+
+class MetaCritic(nn.Module):
+    """A parameter-free critic that works on any device: Q_i(s, a) = -|a|^2 (two members)."""
+
+    def forward(self, obs: Tensor, action: Tensor) -> Tensor:
+        return -action.pow(2).sum(-1).expand(2, -1)
+
+
+def test_objectives_draw_on_the_actions_device():
+    """On PyTorch's meta device (shapes only, no data) every draw must follow the actions: one
+    CPU tensor in the computation raises. Stands in for an accelerator on a CPU-only machine."""
+    meta = torch.device("meta")
+    obs, actions = torch.zeros(8, OBS, device=meta), torch.zeros(8, ACT, device=meta)
+    schedule = _schedule()  # its tables move to the input's device per call
+    a_t, t, eps = noised_actions(schedule, actions, _gen())
+    assert a_t.device == t.device == eps.device == meta
+    zero = Oracle(lambda a_t, t: torch.zeros_like(a_t))
+    loss, _ = dql_loss(zero, MetaCritic(), DDPMSampler(schedule), obs, actions, 1.0, _gen())
+    assert loss.device == meta
+
+
+def test_td_losses_default_discount_is_0_99():
+    obs, actions, rewards, next_obs, terminated = _transitions()
+    zeros = lambda s: torch.zeros(s.shape[0], ACT)  # noqa: E731
+    for gamma in (None, 0.99):
+        kw = {} if gamma is None else {"gamma": gamma}
+        critic = TableCritic(2, 6)
+        loss, _ = td_loss(
+            critic,
+            ConstantCritic([2.0, 3.0]),
+            zeros,
+            obs,
+            actions,
+            rewards.double(),
+            next_obs,
+            terminated,
+            **kw,
+        )
+        y = _recovered_target(loss, critic)
+        torch.testing.assert_close(y, rewards.double() + 0.99 * (~terminated).double() * 2.0)
+    torch.manual_seed(0)
+    critic = CriticEnsemble(OBS, ACT, 2, (16, 16))
+    default, _ = crossq_td_loss(critic, zeros, obs, actions, rewards, next_obs, terminated)
+    explicit, _ = crossq_td_loss(critic, zeros, obs, actions, rewards, next_obs, terminated, 0.99)
+    assert default.item() == explicit.item()
+    assert (
+        default.item()
+        != crossq_td_loss(critic, zeros, obs, actions, rewards, next_obs, terminated, 0.5)[0].item()
+    )
+
+
+def test_crossq_reads_the_next_states_and_reports_its_metrics():
+    obs, actions, rewards, next_obs, terminated = _transitions()
+    torch.manual_seed(0)
+    critic = CriticEnsemble(OBS, ACT, 2, (16, 16))
+    received = []
+
+    def next_action(s):
+        received.append(s)
+        return torch.zeros(s.shape[0], ACT)
+
+    loss, metrics = crossq_td_loss(critic, next_action, obs, actions, rewards, next_obs, terminated)
+    assert len(received) == 1 and torch.equal(received[0], next_obs)
+    assert set(metrics) == {"critic_loss", "q_mean", "target_mean"}
+    q = critic(obs, actions).detach()
+    assert metrics["critic_loss"].item() == loss.item()
+    assert metrics["q_mean"].item() == pytest.approx(q.mean().item(), rel=1e-6)

@@ -437,10 +437,46 @@ def test_x0_clipping_bounds_the_implied_x0(name, T, seed, data):
     assert float(raw.seen_x0[0].abs().max()) > 1.0  # without clipping x0 leaves the box
 
 
+@settings(max_examples=10)
+@given(name=names, T=st.integers(2, 200), seed=seeds, data=st.data())
+def test_x0_clipping_steps_keep_the_noise_of_the_clipped_x0(name, T, seed, data):
+    """A DDIM (eta = 0) step keeps the noise that explains x_t: with c the clipped clean estimate,
+    x_t = a c + s e and x_prev = a' c + s' e for ONE e (a, s at t; a', s' at t_prev). So
+    s (x_prev - a' c) = s' (x_t - a c) at every step, the last (s' = 0) landing on c. The noise
+    of the unclipped prediction would break this wherever clipping moved the estimate.
+    c is computed here by hand from the eps prediction: clamp((x_t - s eps) / a, -1, 1)."""
+    sched = make_schedule(name, T, F64)
+    ts = even_timesteps(T, data.draw(st.integers(2, min(T, 30))))
+    x_T = 3.0 * torch.randn(64, 2, generator=gen(seed), dtype=F64)
+    clip = Clipping(-1.0, 1.0, each_step=False, x0=True)
+    chain = DDIMSampler(sched, timesteps=ts, clipping=clip).sample_chain(
+        explosive_denoiser, None, x_T
+    )
+    abar = sched.alpha_bars
+    levels = ts.tolist()[::-1]  # the chain visits the timesteps from the top down
+    clipped_somewhere = False
+    for i, t in enumerate(levels):
+        x_t, x_prev = chain[i], chain[i + 1]
+        a, s = abar[t].sqrt(), (1 - abar[t]).sqrt()
+        raw = (x_t - s * explosive_denoiser(x_t, None, None)) / a
+        c = raw.clamp(-1.0, 1.0)
+        if i == len(levels) - 1:
+            torch.testing.assert_close(x_prev, c, rtol=0, atol=1e-12)
+            break
+        clipped_somewhere |= bool((raw != c).any())
+        t_prev = levels[i + 1]
+        a_p, s_p = abar[t_prev].sqrt(), (1 - abar[t_prev]).sqrt()
+        scale = 1.0 + float(x_t.abs().max()) + float(x_prev.abs().max())
+        torch.testing.assert_close(
+            s * (x_prev - a_p * c), s_p * (x_t - a * c), rtol=0, atol=1e-12 * scale
+        )
+    assert clipped_somewhere  # the check above was exercised where clipping matters
+
+
 def test_clipping_rejects_empty_interval():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"low < high, got \[1.0, 1.0\]"):
         Clipping(1.0, 1.0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"low < high, got \[1.0, -1.0\]"):
         Clipping(1.0, -1.0)
 
 
@@ -492,31 +528,38 @@ def test_even_timesteps_properties(T, data):
         assert int(gaps.max()) - int(gaps.min()) <= 1  # evenly spaced up to rounding
     if K == T:
         assert torch.equal(ts, torch.arange(T))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=f"need 1 <= K <= T, got K={T + 1}, T={T}"):
         even_timesteps(T, T + 1)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=f"got K=0, T={T}"):
         even_timesteps(T, 0)
 
 
 def test_sampler_argument_validation():
     sched = make_schedule("linear", 10)
-    for bad in ([3, 2], [1, 1, 2], [-1, 4], [0, 10], [], [[0, 1]]):
-        with pytest.raises(ValueError):
-            DDPMSampler(sched, timesteps=bad)
-        with pytest.raises(ValueError):
-            DDIMSampler(sched, timesteps=bad)
+    bad_timesteps = [  # each bad subsequence and what the error says about it
+        ([3, 2], r"strictly increasing, got \[3, 2\]"),
+        ([1, 1, 2], r"strictly increasing, got \[1, 1, 2\]"),
+        ([0, 2, 1], r"strictly increasing, got \[0, 2, 1\]"),
+        ([-1, 4], r"must lie in \[0, 9\], got \[-1, 4\]"),
+        ([0, 10], r"must lie in \[0, 9\], got \[0, 10\]"),
+        ([], "timesteps must be a non-empty 1-D sequence"),
+        ([[0, 1]], "timesteps must be a non-empty 1-D sequence"),
+    ]
+    for bad, message in bad_timesteps:
+        for cls in (DDPMSampler, DDIMSampler):
+            with pytest.raises(ValueError, match=message):
+                cls(sched, timesteps=bad)
     for eta in (-0.1, 1.1):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=r"eta must lie in \[0, 1\]"):
             DDIMSampler(sched, eta=eta)
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(ValueError, match="unknown variance 'medium'; valid: small, large"):
         DDPMSampler(sched, variance="medium")
-    assert "small" in str(info.value) and "large" in str(info.value)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="temperature must be >= 0, got -1.0"):
         DDPMSampler(sched, temperature=-1.0)
     with pytest.raises(ValueError) as info:
         DDIMSampler(sched, prediction="noise")
     assert all(p in str(info.value) for p in PREDICTIONS)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"x_T must have shape \(batch, dim\), got \(2, 3, 1\)"):
         DDPMSampler(sched).sample(lambda x, t, c: x, None, torch.zeros(2, 3, 1))
     assert isinstance(DDPMSampler(sched), Sampler)
     assert torch.equal(DDIMSampler(sched).timesteps, torch.arange(10))
@@ -562,3 +605,109 @@ def test_langevin_refuses_to_backpropagate():
         sampler.sample(lambda x, t, c: x, None, torch.zeros(2, 1), differentiable=True)
     with pytest.raises(ValueError, match="init_scale"):
         LangevinSampler(make_schedule("vp", 5), init_scale=-1.0)
+
+
+# --- sharpened by mutation testing (docs/mutation.md) --------------------------------------------
+@pytest.mark.parametrize("eta", [0.3, 0.5, 0.8])
+def test_ddim_noise_scale_is_eta_times_ddpm_small(eta):
+    """Song et al. (2021), eq. 16: DDIM's noise at eta is eta times DDPM's posterior std (the
+    "small" variance). Two noise streams through one non-final step differ by sigma (z1 - z2),
+    and both samplers draw the same z from equally seeded generators, so the ratio of their
+    differences is sigma_DDIM / sigma_DDPM = eta, elementwise."""
+    sched = make_schedule("cosine", 50, F64)
+    denoise = linear_denoiser(2, 50, seed=3)
+    x_T = torch.randn(16, 2, generator=gen(0), dtype=F64)
+
+    def spread(sampler):
+        first, second = (
+            sampler.sample_chain(denoise, None, x_T, generator=gen(s))[1] for s in (1, 2)
+        )
+        return first - second
+
+    ts = [20, 40]
+    ddim = spread(DDIMSampler(sched, timesteps=ts, eta=eta))
+    ddpm = spread(DDPMSampler(sched, timesteps=ts, variance="small"))
+    torch.testing.assert_close(ddim / ddpm, torch.full_like(ddim, eta), rtol=1e-9, atol=0)
+
+
+@pytest.mark.parametrize("sampler_cls", [DDPMSampler, DDIMSampler])
+def test_sample_chain_passes_cond_and_runs_without_autograd_by_default(sampler_cls):
+    sched = make_schedule("vp", 5, F64)
+    net = TinyDenoiser(2, 3, 5).double()
+    cond = torch.randn(4, 3, generator=gen(0), dtype=F64)
+    x_T = torch.randn(4, 2, generator=gen(1), dtype=F64)
+    sampler = sampler_cls(sched)
+    chain = sampler.sample_chain(net, cond, x_T, generator=gen(2))
+    assert not chain.requires_grad
+    # The chain ends where `sample` does with the same cond, and cond changes the chain.
+    assert torch.equal(chain[-1], sampler.sample(net, cond, x_T, generator=gen(2)))
+    other = sampler.sample_chain(net, cond + 1.0, x_T, generator=gen(2))
+    assert not torch.equal(chain[-1], other[-1])
+
+
+@pytest.mark.parametrize("prediction", PREDICTIONS)
+@pytest.mark.parametrize("units", ["level", "unit"])
+def test_langevin_reads_every_prediction_type_as_its_score(prediction, units):
+    """One noiseless step moves x by h * score. Built from a known pair (x0, eps) at level 0,
+    x = a x0 + s eps, the denoiser returns that pair's form by its definition (v = a eps - s x0,
+    score = -eps / s); the chain's score is then -eps / s ("level") or -eps ("unit")."""
+    sched = make_schedule("vp", 5, F64)
+    abar = sched.alpha_bars[0]
+    a, s = abar.sqrt(), (1 - abar).sqrt()
+    g = gen(4)
+    x0, eps = (torch.randn(6, 2, generator=g, dtype=F64) for _ in range(2))
+    x = a * x0 + s * eps
+    form = {"eps": eps, "x0": x0, "v": a * eps - s * x0, "score": -eps / s}[prediction]
+    h = 0.01
+    sampler = LangevinSampler(
+        sched, prediction, step_size=h, num_steps=1, score_units=units, temperature=0.0
+    )
+    moved = sampler.sample(lambda x_t, t, c: form, None, x)
+    score = -eps / s if units == "level" else -eps
+    torch.testing.assert_close(moved, x + h * score, rtol=1e-12, atol=1e-12)
+
+
+def test_langevin_defaults_and_argument_validation():
+    sampler = LangevinSampler(make_schedule("vp", 5))
+    # The documented defaults: a long, fine chain from the draw itself, at temperature 1.
+    assert (sampler.step_size, sampler.num_steps, sampler.init_scale) == (1e-2, 1000, 1.0)
+    assert (sampler.temperature, sampler.score_units, sampler.prediction) == (1.0, "level", "eps")
+    sched = make_schedule("vp", 5)
+    for kw in ({"step_size": 0.0}, {"num_steps": 0}, {"step_size": -1.0, "num_steps": 3}):
+        with pytest.raises(ValueError, match="need step_size > 0 and num_steps >= 1"):
+            LangevinSampler(sched, **kw)
+    with pytest.raises(ValueError, match="temperature must be >= 0"):
+        LangevinSampler(sched, temperature=-0.5)
+    with pytest.raises(ValueError, match="unknown score_units 'celsius'; valid: level, unit"):
+        LangevinSampler(sched, score_units="celsius")
+
+
+@pytest.mark.parametrize("sampler_cls", [DDPMSampler, DDIMSampler])
+def test_chains_stay_on_the_samples_device(sampler_cls):
+    """Timesteps and noise are made on x_T's device: on PyTorch's meta device (a stand-in for an
+    accelerator) one CPU tensor in a step would raise."""
+    sampler = sampler_cls(make_schedule("vp", 5), clipping=Clipping(x0=True))
+    x_T = torch.zeros(4, 2, device="meta")
+    out = sampler.sample(lambda x, t, c: 0.5 * x, None, x_T, generator=gen(0))
+    assert out.device.type == "meta" and out.shape == (4, 2)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+def test_a_step_adds_the_generators_standard_normal_draw(dtype):
+    """A step's noise is the generator's first standard normal draw in x's dtype: two streams
+    move the first step's output by sigma (z1 - z2), one sigma for every element."""
+    sampler = DDPMSampler(make_schedule("cosine", 20, F64).to(dtype=dtype), timesteps=[5, 19])
+    x_T = torch.randn(64, 3, generator=gen(0), dtype=dtype)
+    denoise = linear_denoiser(3, 20, seed=1)
+
+    def first_step(seed):
+        chain = sampler.sample_chain(
+            lambda x, t, c: denoise(x.double(), t, c).to(dtype), None, x_T, gen(seed)
+        )
+        return chain[1], torch.randn(64, 3, generator=gen(seed), dtype=dtype)
+
+    (x1, z1), (x2, z2) = first_step(1), first_step(2)
+    sigma = (x1 - x2) / (z1 - z2)
+    # Rounding of the two outputs, divided by the noise difference that scales it up.
+    tol = 64 * torch.finfo(dtype).eps / (z1 - z2).abs()
+    assert bool(((sigma - sigma.median()).abs() <= tol * (1 + x1.abs() + x2.abs())).all())

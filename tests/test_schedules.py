@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 
 import pytest
 import torch
@@ -249,11 +250,20 @@ def test_conversion_rejects_unknown_form_and_add_noise_checks_shapes():
     for bad in (("eps", "noise"), ("epsilon", "x0")):
         with pytest.raises(ValueError, match="eps, x0, v, score"):
             s.convert(x, x, t, *bad)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"x0 \(3, 2\) and noise \(3, 3\) differ in shape"):
         s.add_noise(x, torch.zeros(3, 3), t)
-    with pytest.raises(ValueError):
-        s.alpha_bar(torch.tensor([10]), x[:1])
-    with pytest.raises(TypeError):
+    # add_noise checks its timesteps unless told not to (hot paths draw them in range).
+    with pytest.raises(ValueError, match=r"timesteps must lie in \[-1, 9\]"):
+        s.add_noise(x, x, torch.tensor([0, 4, 10]))
+    # So does convert, and alpha_bar, which allows -1 ("clean") and nothing below it.
+    with pytest.raises(ValueError, match=r"timesteps must lie in \[-1, 9\], got \[10\]"):
+        s.convert(x[:1], x[:1], torch.tensor([10]), "eps", "x0")
+    for bad in (10, -2):
+        with pytest.raises(ValueError, match=rf"must lie in \[-1, 9\], got \[{bad}\]"):
+            s.alpha_bar(torch.tensor([bad]), x[:1])
+    with pytest.raises(ValueError, match=r"timesteps must lie in \[0, 9\]"):
+        s.snr(torch.tensor([-1]))
+    with pytest.raises(TypeError, match=r"timesteps must be an integer tensor of shape \(batch,\)"):
         s.alpha_bar(torch.tensor([1.0]), x[:1])
     # t = -1 means "clean": abar = 1.
     assert torch.equal(s.alpha_bar(torch.tensor([-1, 0]), x[:2]).flatten()[0], torch.tensor(1.0))
@@ -261,17 +271,21 @@ def test_conversion_rejects_unknown_form_and_add_noise_checks_shapes():
 
 # --- make_schedule and reference values ---------------------------------------------------------
 def test_make_schedule_rejects_bad_arguments():
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(ValueError, match="unknown schedule 'quadratic'; valid: linear, cosine, vp"):
         make_schedule("quadratic", 10)
-    for name in ("linear", "cosine", "vp"):
-        assert repr(name) in str(info.value) or name in str(info.value)
     for bad in (0, -3):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=f"num_steps must be an integer >= 1, got {bad}"):
             make_schedule("linear", bad)
-    with pytest.raises(ValueError):
-        NoiseSchedule(torch.tensor([0.1, 1.0]))
-    with pytest.raises(ValueError):
-        NoiseSchedule(torch.tensor([0.0, 0.5]))
+    for betas in ([0.1, 1.0], [0.0, 0.5]):
+        with pytest.raises(ValueError, match=r"every beta must lie in the open interval \(0, 1\)"):
+            NoiseSchedule(torch.tensor(betas))
+    # One beta that is not a 1-D table (0-d), and a 2-D table: both refused, the shape named.
+    for betas in (torch.tensor(0.5), torch.full((2, 3), 0.5), torch.zeros(0)):
+        shape = re.escape(str(tuple(betas.shape)))
+        with pytest.raises(
+            ValueError, match=f"betas must be a non-empty 1-D tensor, got shape {shape}"
+        ):
+            NoiseSchedule(betas)
 
 
 def test_vp_matches_qsm_reference():
@@ -311,3 +325,49 @@ def test_cosine_single_step_and_linear_reference():
     torch.testing.assert_close(
         lin, torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64), rtol=1e-12, atol=0
     )
+
+
+def test_linear_betas_are_rescaled_by_1000_over_T():
+    """Nichol and Dhariwal's rescaling keeps the total noise of DDPM's T = 1000 schedule: betas
+    are an arithmetic sequence from 0.1 / T to 20 / T (1e-4 and 0.02 at T = 1000), whose sum is
+    T * (0.1 / T + 20 / T) / 2 = 10.05 for every T. From T = 21 on no beta reaches MAX_BETA.
+    Every such T is checked (cheap); the step tolerance is 8 ulps of the largest beta."""
+    for T in range(21, 1001):
+        b = make_schedule("linear", T, torch.float64).betas
+        assert math.isclose(float(b[0]), 0.1 / T, rel_tol=1e-12), T
+        assert math.isclose(float(b[-1]), 20.0 / T, rel_tol=1e-12), T
+        assert math.isclose(float(b.sum()), 10.05, rel_tol=1e-12), T
+        steps = b[1:] - b[:-1]
+        tol = 8 * torch.finfo(torch.float64).eps * 20.0 / T
+        assert float((steps - 19.9 / (T * (T - 1))).abs().max()) <= tol, T
+
+
+def test_linear_betas_below_21_steps_clip_at_max_beta():
+    """T = 10: betas 0.01 + k * 1.99 / 9 = (9 + 199 k) / 900, of which k >= 5 exceed 1 and clip;
+    T = 1: the single level is the noisiest one allowed."""
+    b = make_schedule("linear", 10, torch.float64).betas
+    expected = [(9 + 199 * k) / 900 for k in range(5)] + [MAX_BETA] * 5
+    torch.testing.assert_close(b, torch.tensor(expected, dtype=torch.float64), rtol=1e-12, atol=0)
+    assert make_schedule("linear", 1, torch.float64).betas.tolist() == [MAX_BETA]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_tables_and_lookups_follow_the_device():
+    """`to(device)` moves the tables, and snr reads the table on its timesteps' device. (On the
+    CPU every device argument is the CPU: docs/mutation.md lists those mutants as equivalent.)"""
+    s = make_schedule("vp", 5).to("cuda")
+    assert s.betas.is_cuda and s.alphas.is_cuda and s.alpha_bars.is_cuda
+    assert make_schedule("vp", 5).snr(torch.tensor([0, 3], device="cuda")).is_cuda
+
+
+def test_lookups_follow_the_inputs_dtype_and_device():
+    """abar comes back in the input's dtype (a float64 schedule serving float32 actions gives
+    float32), and on its device (PyTorch's meta device stands in for an accelerator)."""
+    s64 = make_schedule("vp", 5, torch.float64)
+    x = torch.zeros(3, 2)
+    t = torch.tensor([0, 2, 4])
+    assert s64.alpha_bar(t, x).dtype == torch.float32
+    assert s64.add_noise(x, x, t).dtype == torch.float32
+    meta = torch.zeros(3, 2, device="meta")
+    abar = s64.alpha_bar(t.to("meta"), meta, validate=False)  # validating would read t
+    assert abar.device.type == "meta" and abar.shape == (3, 1)
