@@ -89,6 +89,10 @@ METHODS: dict[str, Method] = {
     "qsm-best-trained": Method(
         _QSM_RECIPE, ("--preset", "best", "--agent.langevin-score", "trained")
     ),
+    # The same controller aiming at a wide policy (spread 0.3): does more exploration free Hopper?
+    "qsm-best-adaptive-wide": Method(
+        _QSM_RECIPE, ("--preset", "best", "--agent.alpha-target-std", "0.3")
+    ),
     "sac": Method(_SB3_BASELINE, family="sac"),
     # sb3-contrib CrossQ with its defaults, by the same baseline script and protocol.
     "crossq": Method((*_SB3_BASELINE, "--algo", "crossq"), family="sac"),
