@@ -820,9 +820,15 @@ def test_dql_default_eta_is_one():
 
 
 class MetaCritic(nn.Module):
-    """A parameter-free critic that works on any device: Q_i(s, a) = -|a|^2 (two members)."""
+    """A parameter-free critic that works on any device: Q_i(s, a) = -|a|^2 (two members).
+    Records the device of the actions it sees."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.devices: list[torch.device] = []
 
     def forward(self, obs: Tensor, action: Tensor) -> Tensor:
+        self.devices.append(action.device)
         return -action.pow(2).sum(-1).expand(2, -1)
 
 
@@ -835,8 +841,10 @@ def test_objectives_draw_on_the_actions_device():
     a_t, t, eps = noised_actions(schedule, actions, _gen())
     assert a_t.device == t.device == eps.device == meta
     zero = Oracle(lambda a_t, t: torch.zeros_like(a_t))
-    loss, _ = dql_loss(zero, MetaCritic(), DDPMSampler(schedule), obs, actions, 1.0, _gen())
-    assert loss.device == meta
+    critic = MetaCritic()
+    loss, _ = dql_loss(zero, critic, DDPMSampler(schedule), obs, actions, 1.0, _gen())
+    # The sampled actions too (a CPU scalar Q term would still combine with a meta loss).
+    assert loss.device == meta and critic.devices == [meta]
 
 
 def test_td_losses_default_discount_is_0_99():
@@ -885,3 +893,16 @@ def test_crossq_reads_the_next_states_and_reports_its_metrics():
     q = critic(obs, actions).detach()
     assert metrics["critic_loss"].item() == loss.item()
     assert metrics["q_mean"].item() == pytest.approx(q.mean().item(), rel=1e-6)
+
+
+def test_qsm_alpha_argument_overrides_the_config():
+    """An alpha passed to the loss (the adaptive temperature's tensor) replaces config.alpha."""
+    schedule = _schedule(F64)
+    obs, actions = _data(dtype=F64)
+    cfg = QSMConfig(alpha=50.0)
+    oracle = Oracle(lambda a_t, t: _qsm_eps_target(schedule, 3.0, "eps", a_t, t))
+    alpha = torch.tensor(3.0, dtype=F64)
+    loss, _ = qsm_loss(oracle, _quadratic(), schedule, obs, actions, cfg, "eps", _gen(), alpha)
+    assert loss.item() < 1e-10
+    loss, _ = qsm_loss(oracle, _quadratic(), schedule, obs, actions, cfg, "eps", _gen())
+    assert loss.item() > 1.0  # the config's alpha of 50 is far from it

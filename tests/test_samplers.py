@@ -542,8 +542,8 @@ def test_sampler_argument_validation():
         ([0, 2, 1], r"strictly increasing, got \[0, 2, 1\]"),
         ([-1, 4], r"must lie in \[0, 9\], got \[-1, 4\]"),
         ([0, 10], r"must lie in \[0, 9\], got \[0, 10\]"),
-        ([], "timesteps must be a non-empty 1-D sequence"),
-        ([[0, 1]], "timesteps must be a non-empty 1-D sequence"),
+        ([], "^timesteps must be a non-empty 1-D sequence$"),
+        ([[0, 1]], "^timesteps must be a non-empty 1-D sequence$"),
     ]
     for bad, message in bad_timesteps:
         for cls in (DDPMSampler, DDIMSampler):

@@ -263,7 +263,9 @@ def test_conversion_rejects_unknown_form_and_add_noise_checks_shapes():
             s.alpha_bar(torch.tensor([bad]), x[:1])
     with pytest.raises(ValueError, match=r"timesteps must lie in \[0, 9\]"):
         s.snr(torch.tensor([-1]))
-    with pytest.raises(TypeError, match=r"timesteps must be an integer tensor of shape \(batch,\)"):
+    with pytest.raises(
+        TypeError, match=r"^timesteps must be an integer tensor of shape \(batch,\)$"
+    ):
         s.alpha_bar(torch.tensor([1.0]), x[:1])
     # t = -1 means "clean": abar = 1.
     assert torch.equal(s.alpha_bar(torch.tensor([-1, 0]), x[:2]).flatten()[0], torch.tensor(1.0))
@@ -277,7 +279,9 @@ def test_make_schedule_rejects_bad_arguments():
         with pytest.raises(ValueError, match=f"num_steps must be an integer >= 1, got {bad}"):
             make_schedule("linear", bad)
     for betas in ([0.1, 1.0], [0.0, 0.5]):
-        with pytest.raises(ValueError, match=r"every beta must lie in the open interval \(0, 1\)"):
+        with pytest.raises(
+            ValueError, match=r"^every beta must lie in the open interval \(0, 1\)$"
+        ):
             NoiseSchedule(torch.tensor(betas))
     # One beta that is not a 1-D table (0-d), and a 2-D table: both refused, the shape named.
     for betas in (torch.tensor(0.5), torch.full((2, 3), 0.5), torch.zeros(0)):

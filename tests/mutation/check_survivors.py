@@ -24,8 +24,8 @@ from mutmut.stats import status_by_exit_code
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "mutation.md"
 BEGIN, END = "<!-- equivalents -->", "<!-- /equivalents -->"
-# The maths packages the issue asks for, then the networks.
-PACKAGES = ("schedules", "samplers", "objectives", "nets")
+# The packages [tool.mutmut] mutates (pyproject.toml).
+PACKAGES = ("schedules", "samplers", "objectives")
 # Detected: the tests failed, or the mutant ran past its time limit (an endless loop is caught).
 DETECTED = {"killed", "timeout"}
 # Undetected: a test run passed, or no selected test runs the mutated function.
