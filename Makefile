@@ -33,7 +33,7 @@ test-ray: $(STAMP)
 
 # Mutation testing of the maths (docs/mutation.md): mutmut changes schedules/, samplers/ and
 # objectives/ one mutation at a time and runs the tests that cover each; fails when a mutant
-# survives that docs/mutation.md does not list as equivalent. Slow (about half an hour on two
+# survives that docs/mutation.md does not list as equivalent. Slow (about 11 minutes on two
 # busy cores), so not part of `make test` or CI. MUTATE_JOBS: parallel workers.
 MUTATE_JOBS ?= 1
 mutate: $(STAMP)
