@@ -47,7 +47,8 @@ class AgentConfig:
     alpha_target_std: float | None = None
     """QSM: tune alpha online (from qsm.alpha) so that the acting policy's per-dimension action
     std, measured from two actions per state, approaches this (`AdaptiveTemperature`; 0.089 is
-    SAC's target entropy of -1 nat per dimension for a Gaussian). None: alpha stays fixed."""
+    SAC's target entropy of -1 nat per dimension for a Gaussian). None: alpha stays fixed.
+    Unbounded: with a fixed Langevin step a small target can run away (README, Results)."""
     alpha_lr: float = 3e-4
     """Adam learning rate of log alpha (SAC's)."""
     alpha_spread_states: int = 32
