@@ -21,9 +21,18 @@ def _figure():
     return plt, *plt.subplots(figsize=(7, 4.5))
 
 
+# matplotlib's colour cycle repeats after 10 lines: later lines change style instead.
+_LINESTYLES = ("-", "--", ":", "-.")
+
+
 def _curve(ax, steps: Sequence[int], scores: np.ndarray, label: str) -> None:
     est = stats.iqm(scores)
-    (line,) = ax.plot(steps, est.point, label=label)
+    if label.split(" ")[0] == BASELINE:  # the baseline in black, whatever came before it
+        style = {"color": "black"}
+    else:
+        drawn = sum(line.get_color() != "black" for line in ax.lines)
+        style = {"linestyle": _LINESTYLES[drawn // 10 % len(_LINESTYLES)]}
+    (line,) = ax.plot(steps, est.point, label=label, **style)
     ax.fill_between(steps, est.low, est.high, color=line.get_color(), alpha=0.2)
 
 
@@ -32,7 +41,7 @@ def _save(plt, fig, ax, path: Path, title: str, ylabel: str) -> None:
     ax.set_xlabel("environment steps")
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
