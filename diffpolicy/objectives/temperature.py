@@ -44,7 +44,7 @@ class AdaptiveTemperature(nn.Module):
             raise ValueError(f"target std must be a finite number > 0, got {target_std}")
         self.target_std = target_std
         self.log_alpha = nn.Parameter(torch.tensor(math.log(initial_alpha)))
-        # fused, as the agent's optimisers: no host read of the step count (tests/test_no_host_sync).
+        # fused, as the agent's optimisers: no host read of the step count (test_no_host_sync).
         self.optimizer = torch.optim.Adam([self.log_alpha], lr=lr, fused=True)
 
     @property
