@@ -12,6 +12,7 @@ P = (1 - sqrt(1 - 2 h / s*^2)) / h.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 
 import pytest
@@ -21,6 +22,9 @@ from diffpolicy.objectives import AdaptiveTemperature, paired_spread
 from diffpolicy.objectives.temperature import SAC_EQUIVALENT_STD
 from diffpolicy.rl import Agent, ReplayBuffer
 from diffpolicy.rl.agent import AgentConfig
+from diffpolicy.rl.components import OBJECTIVES, make_sampler
+from diffpolicy.samplers import Clipping, LangevinSampler
+from diffpolicy.schedules import make_schedule
 
 
 @pytest.mark.parametrize("std", [0.05, 0.3, 2.0])
@@ -125,3 +129,107 @@ def test_alpha_and_its_optimiser_survive_a_checkpoint():
 def test_adaptive_options_are_refused_with_another_objective():
     with pytest.raises(ValueError, match="alpha_target_std"):
         AgentConfig(objective="dql", alpha_target_std=0.1)
+
+
+# --- alpha_control: the tuned alpha in the loss, or as the chains' temperature ----------------
+# A perfect QSM denoiser for Q(a) = -A/2 a^2: with the eps target and "unit" score units the chain
+# reads score = -eps, so eps = drift_alpha * A * a makes the score drift_alpha * grad Q. In "loss"
+# control the denoiser learns the tuned alpha (drift_alpha = alpha, temperature 1); in "chain"
+# control it keeps qsm.alpha (drift_alpha = alpha_0) and the chain runs at alpha_0 / alpha.
+# Unadjusted Langevin x <- x (1 - u) + sqrt(2 h T) z, u = h drift_alpha A, has stationary variance
+# 2 h T / (u (2 - u)):
+# - loss control: 2 / (alpha A (2 - h alpha A)), at least 2 h (at u = 1), and unstable past u = 2,
+#   where the box-clipped chain bounces between the bounds: a target std below sqrt(2 h) cannot be
+#   met, and the controller, seeing a wide chain, raises alpha without end (the runaway the README
+#   reports on Hopper);
+# - chain control: 2 / (alpha A (2 - h alpha_0 A)), falling in alpha for every alpha: one fixed
+#   point, alpha* = 2 / (A s*^2 (2 - h alpha_0 A)).
+CURVATURE, STEP, ALPHA_0 = 2.0, 0.01, 30.0
+
+
+def _perfect_chain(drift_alpha, temperature):
+    def denoise(x, t, cond):
+        return drift_alpha * CURVATURE * x
+
+    sampler = LangevinSampler(
+        make_schedule("vp", 5), "eps", step_size=STEP, num_steps=60, clipping=Clipping(),
+        score_units="unit", temperature=temperature,
+    )  # fmt: skip
+    return sampler, denoise
+
+
+def _settle_mode(control, target, steps, seed=3):
+    g = torch.Generator().manual_seed(seed)
+    temperature = AdaptiveTemperature(ALPHA_0, target, lr=0.03)
+    for _ in range(steps):
+        alpha = temperature.alpha
+        if control == "loss":
+            sampler, denoise = _perfect_chain(alpha, 1.0)
+        else:
+            sampler, denoise = _perfect_chain(ALPHA_0, ALPHA_0 / alpha)
+        x = sampler.sample(denoise, None, torch.randn(2 * 2048, 1, generator=g), generator=g)
+        first, second = x.chunk(2)
+        temperature.step(paired_spread(first, second))
+    return temperature.alpha.item()
+
+
+def test_chain_control_settles_at_its_closed_form_below_the_loss_controls_floor():
+    target = 0.1  # below sqrt(2 h) = 0.141, the narrowest a loss-controlled chain can be
+    alpha = _settle_mode("chain", target, steps=400)
+    closed_form = 2 / (CURVATURE * target**2 * (2 - STEP * ALPHA_0 * CURVATURE))
+    assert alpha == pytest.approx(closed_form, rel=0.04)
+
+
+def test_loss_control_runs_away_where_the_target_is_below_its_floor():
+    alpha = _settle_mode("loss", 0.1, steps=250)
+    unstable_from = 2 / (STEP * CURVATURE)  # u = 2: the chain bounces between the bounds
+    assert alpha > 10 * unstable_from
+
+
+def _chain_agent(control=None, alpha=200.0):
+    """A tiny Langevin agent; control None: alpha fixed at qsm.alpha = 50. Otherwise alpha is
+    tuned and set to `alpha` (200: chain temperature 50 / 200 = 1/4)."""
+    tuned = {} if control is None else {"alpha_target_std": 0.1, "alpha_control": control}
+    cfg = AgentConfig(
+        actor_hidden=(16, 16), critic_hidden=(16, 16), batch_size=32, sampler="langevin", **tuned
+    )
+    torch.manual_seed(0)
+    agent = Agent(3, 2, cfg)
+    if control is not None:
+        with torch.no_grad():
+            agent.temperature.log_alpha.fill_(math.log(alpha))
+    return agent
+
+
+def test_chain_control_runs_every_chain_at_qsm_alpha_over_alpha():
+    agent = _chain_agent("chain")
+    assert agent.chain_temperature.item() == pytest.approx(0.25)
+    obs = torch.randn(8, 3)
+    cold = make_sampler(agent.cfg, temperature=0.25)
+    reference = agent.policy(obs, torch.Generator().manual_seed(4), sampler=cold)
+    acted = agent.act(obs, explore=False, generator=torch.Generator().manual_seed(4))
+    torch.testing.assert_close(acted, reference)
+    # ... and at temperature 1 the same draw differs: the check can fail.
+    warm = agent.policy(obs, torch.Generator().manual_seed(4), sampler=make_sampler(agent.cfg))
+    assert not torch.allclose(acted, warm)
+    # the target chain too (its exploration noise drawn from the global generator)
+    torch.manual_seed(6)
+    target = agent.target_actions(obs)
+    torch.manual_seed(6)
+    expected = agent._explore(agent.policy(obs, sampler=cold))
+    torch.testing.assert_close(target, expected)
+
+
+@pytest.mark.parametrize("control, scale", [("chain", 50.0), ("loss", 200.0)])
+def test_the_qsm_target_scales_by_the_tuned_alpha_only_under_loss_control(control, scale):
+    agent = _chain_agent(control)
+    fixed = _chain_agent()  # the same weights, alpha fixed
+    batch = _agent_and_batch(None)[1].sample(32)
+    qsm = dataclasses.replace(fixed.cfg.qsm, alpha=scale)
+    expected_cfg = dataclasses.replace(fixed.cfg, qsm=qsm)
+    torch.manual_seed(8)
+    loss, _ = OBJECTIVES["qsm"].loss(agent, batch)
+    fixed.cfg = expected_cfg
+    torch.manual_seed(8)
+    expected, _ = OBJECTIVES["qsm"].loss(fixed, batch)
+    torch.testing.assert_close(loss, expected)

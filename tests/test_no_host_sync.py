@@ -22,6 +22,13 @@ CONFIGS = {
     "reference": AgentConfig(**TINY),
     "langevin-t2": AgentConfig(**TINY, sampler="langevin", target_sampler_steps=2),
     "adaptive-alpha": AgentConfig(**TINY, sampler="langevin", alpha_target_std=0.1),
+    "adaptive-chain-temperature": AgentConfig(
+        **TINY,
+        sampler="langevin",
+        alpha_target_std=0.1,
+        alpha_control="chain",
+        eval_temperature=0.5,
+    ),
     "ddim-ema-best-of": AgentConfig(**TINY, sampler="ddim", ema_decay=0.99, eval_best_of=3),
     "crossq": AgentConfig(
         **TINY, critic_batch_renorm=True, critic_target_network=False, actor_every=2

@@ -121,6 +121,25 @@ def test_ema_runs_act_with_the_ema_weights_and_best_of_keeps_the_critic(tmp_path
     assert "critic" in saved
 
 
+def test_a_tuned_chain_temperature_travels_with_the_policy(tmp_path):
+    tuned = {"sampler": "langevin", "alpha_target_std": 0.05, "alpha_control": "chain"}
+    run = tiny_run(tmp_path / "run", **tuned)
+    policy = load_policy(run)
+    agent = trained_agent(run, AgentConfig(**TINY_AGENT, **tuned))
+    assert policy.chain_temperature == pytest.approx(agent.chain_temperature.item())
+    assert policy.chain_temperature != pytest.approx(1.0)  # the controller moved it
+    obs = np.zeros((5, 3), dtype=np.float32)
+    torch.manual_seed(3)
+    actions = policy.predict(obs)
+    torch.manual_seed(3)
+    unit = agent.act(torch.as_tensor(obs), explore=False).numpy()
+    np.testing.assert_allclose(actions, 2.0 * unit, atol=1e-5)
+    from_file = load_policy(save_policy(policy, tmp_path / "p.pt"))
+    assert from_file.chain_temperature == policy.chain_temperature
+    torch.manual_seed(3)
+    np.testing.assert_array_equal(from_file.predict(obs), actions)
+
+
 def test_a_checkpoint_file_is_not_a_policy_file(run):
     with pytest.raises(CheckpointError, match="pass its run directory"):
         load_policy(run / "checkpoint.pt")

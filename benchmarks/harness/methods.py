@@ -93,6 +93,12 @@ METHODS: dict[str, Method] = {
     "qsm-best-adaptive-wide": Method(
         _QSM_RECIPE, ("--preset", "best", "--agent.alpha-target-std", "0.3")
     ),
+    # The 0.089 controller with the tuned alpha as the chains' temperature (alpha_control
+    # "chain"), the fix for the loss-scaled controller's runaway.
+    "qsm-best-adaptive-chain": Method(
+        _QSM_RECIPE,
+        ("--preset", "best", "--agent.alpha-target-std", "0.089", "--agent.alpha-control", "chain"),
+    ),
     "sac": Method(_SB3_BASELINE, family="sac"),
     # sb3-contrib CrossQ with its defaults, by the same baseline script and protocol.
     "crossq": Method((*_SB3_BASELINE, "--algo", "crossq"), family="sac"),

@@ -47,8 +47,15 @@ class AgentConfig:
     alpha_target_std: float | None = None
     """QSM: tune alpha online (from qsm.alpha) so that the acting policy's per-dimension action
     std, measured from two actions per state, approaches this (`AdaptiveTemperature`; 0.089 is
-    SAC's target entropy of -1 nat per dimension for a Gaussian). None: alpha stays fixed.
-    Unbounded: with a fixed Langevin step a small target can run away (README, Results)."""
+    SAC's target entropy of -1 nat per dimension for a Gaussian). None: alpha stays fixed."""
+    alpha_control: Literal["loss", "chain"] = "loss"
+    """How a tuned alpha acts. "loss": it scales the QSM target, so the denoiser learns
+    alpha grad_a Q and the chain's drift per step grows with alpha; past h alpha A = 2 (A: Q's
+    curvature) the chain bounces between the action bounds, looks wider, and the controller
+    raises alpha further: it can run away (README, Results). "chain": the denoiser keeps learning
+    qsm.alpha grad_a Q and every chain (acting, target actions, the spread measurement) runs at
+    temperature qsm.alpha / alpha: the same law exp(alpha Q), but a drift per step that does not
+    depend on alpha, so the spread falls as alpha grows and the controller has one fixed point."""
     alpha_lr: float = 3e-4
     """Adam learning rate of log alpha (SAC's)."""
     alpha_spread_states: int = 32
@@ -228,6 +235,24 @@ class Agent(nn.Module):
             self.target_critic.eval()
         return self
 
+    @property
+    def chain_temperature(self) -> Tensor | None:
+        """alpha_control "chain": the temperature qsm.alpha / alpha every chain runs at (a tensor,
+        so reading it stalls nothing); None otherwise."""
+        if self.temperature is None or self.cfg.alpha_control != "chain":
+            return None
+        return self.cfg.qsm.alpha / self.temperature.alpha
+
+    def _at_chain_temperature(self, sampler: Sampler) -> Sampler:
+        """`sampler`, or (alpha_control "chain") a shallow copy whose temperature is scaled by
+        the learned chain temperature. A copy per call: the tuned value lives in one place."""
+        scale = self.chain_temperature
+        if scale is None:
+            return sampler
+        scaled = copy.copy(sampler)
+        scaled.temperature = sampler.temperature * scale
+        return scaled
+
     def _apply(self, fn, recurse=True):
         super()._apply(fn, recurse)
         for sampler in (self._target_sampler, self._eval_sampler):
@@ -265,7 +290,9 @@ class Agent(nn.Module):
             1 if explore else self.cfg.eval_best_of,
             generator,
             denoiser=self.acting_denoiser,
-            sampler=self.policy.sampler if explore else self.eval_sampler,
+            sampler=self._at_chain_temperature(
+                self.policy.sampler if explore else self.eval_sampler
+            ),
         )
         if explore:
             actions = self._explore(actions, generator)
@@ -279,7 +306,8 @@ class Agent(nn.Module):
     def target_actions(self, next_obs: Tensor) -> Tensor:
         """Next actions for the critic's TD target: the acting weights, `target_sampler_steps`
         steps of the sampler, plus exploration noise (the reference's target smoothing)."""
-        actions = self.policy(next_obs, denoiser=self.acting_denoiser, sampler=self.target_sampler)
+        sampler = self._at_chain_temperature(self.target_sampler)
+        actions = self.policy(next_obs, denoiser=self.acting_denoiser, sampler=sampler)
         return self._explore(actions)
 
     def update(self, batch: Batch) -> dict[str, Tensor | float]:
@@ -329,7 +357,9 @@ class Agent(nn.Module):
         obs = batch.obs[: self.cfg.alpha_spread_states]
         with torch.no_grad():
             actions = self.policy(
-                torch.cat([obs, obs]), denoiser=self.acting_denoiser, sampler=self.policy.sampler
+                torch.cat([obs, obs]),
+                denoiser=self.acting_denoiser,
+                sampler=self._at_chain_temperature(self.policy.sampler),
             )
         first, second = actions.chunk(2)
         return self.temperature.step(paired_spread(first, second))

@@ -6,8 +6,9 @@ small policy file, then `predict(obs)` with NumPy arrays in the environment's ow
     save_policy(policy, "hopper.pt")                     # weights and config, no optimiser
 
 A policy file holds the run config, the acting denoiser's weights (the EMA weights when the run
-kept an EMA), the critic's when evaluation picks the best of several samples, and the action
-bounds; it loads with `torch.load(weights_only=True)` (checksummed, as checkpoints are).
+kept an EMA), the critic's when evaluation picks the best of several samples, the chains' tuned
+temperature (`alpha_control` "chain"), and the action bounds; it loads with
+`torch.load(weights_only=True)` (checksummed, as checkpoints are).
 """
 
 from __future__ import annotations
@@ -52,9 +53,11 @@ class TrainedPolicy:
         obs_dim: int,
         critic_state: dict[str, Tensor] | None = None,
         device: str | torch.device = "cpu",
+        chain_temperature: float = 1.0,
     ) -> None:
         cfg = config.agent
         self.config, self.device = config, torch.device(device)
+        self.chain_temperature = chain_temperature
         self.obs_dim, self.act_dim = obs_dim, len(action_low)
         self.action_low = np.asarray(action_low, dtype=np.float64)
         self.action_high = np.asarray(action_high, dtype=np.float64)
@@ -70,7 +73,8 @@ class TrainedPolicy:
             self.critic = CRITICS[critic_name(cfg)].network(cfg, obs_dim, self.act_dim)
             self.critic.load_state_dict(critic_state)
             self.critic.requires_grad_(False).eval().to(self.device)
-        self._sampler = make_sampler(cfg, temperature=cfg.eval_temperature)
+        # The run's tuned temperature (alpha_control "chain"; 1 otherwise) scales evaluation's.
+        self._sampler = make_sampler(cfg, temperature=cfg.eval_temperature * chain_temperature)
         cold = 0.0 if SAMPLERS[cfg.sampler].temperature else 1.0
         self._deterministic_sampler = make_sampler(cfg, temperature=cold)
         for sampler in (self._sampler, self._deterministic_sampler):
@@ -108,6 +112,7 @@ class TrainedPolicy:
             "action_low": torch.from_numpy(self.action_low),
             "action_high": torch.from_numpy(self.action_high),
             "denoiser": {k: v.cpu() for k, v in self.policy.denoiser.state_dict().items()},
+            "chain_temperature": self.chain_temperature,
         }
         if self.critic is not None:
             state["critic"] = {k: v.cpu() for k, v in self.critic.state_dict().items()}
@@ -134,6 +139,7 @@ def load_policy(path: str | Path, device: str | torch.device = "cpu") -> Trained
         state["obs_dim"],
         state.get("critic"),
         device,
+        state.get("chain_temperature", 1.0),
     )
 
 
@@ -160,7 +166,15 @@ def _from_run_dir(run_dir: Path, device) -> TrainedPolicy:
         obs_dim,
         _prefixed(modules, "critic.") if cfg.agent.eval_best_of > 1 else None,
         device,
+        _chain_temperature(cfg, modules),
     )
+
+
+def _chain_temperature(cfg: TrainConfig, modules: dict[str, Tensor]) -> float:
+    """qsm.alpha / the tuned alpha, for a run whose chains ran at a tuned temperature."""
+    if cfg.agent.alpha_target_std is None or cfg.agent.alpha_control != "chain":
+        return 1.0
+    return cfg.agent.qsm.alpha / modules["temperature.log_alpha"].exp().item()
 
 
 def _config(text: str, where: Path) -> TrainConfig:

@@ -128,6 +128,8 @@ def check_agent_config(cfg: Any) -> None:
         )
     if cfg.alpha_target_std is not None:
         finite_positive(p + "alpha_target_std", cfg.alpha_target_std)
+    elif cfg.alpha_control != "loss":
+        fail(p + "alpha_control", cfg.alpha_control, "needs alpha_target_std: alpha is fixed")
     finite_positive(p + "alpha_lr", cfg.alpha_lr)
     at_least(p + "alpha_spread_states", cfg.alpha_spread_states, 1)
     finite_at_least(p + "dql_eta", cfg.dql_eta, 0)

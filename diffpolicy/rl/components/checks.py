@@ -50,6 +50,13 @@ def check_components(cfg: AgentConfig) -> None:
             cfg.eval_temperature,
             f"sampler {cfg.sampler} has no temperature: use {' or '.join(usable)}",
         )
+    if cfg.alpha_control == "chain" and not sampler.temperature:
+        usable = [name for name, entry in SAMPLERS.items() if entry.temperature]
+        fail(
+            P + "alpha_control",
+            cfg.alpha_control,
+            f"sampler {cfg.sampler} has no temperature to tune: use {' or '.join(usable)}",
+        )
     if not cfg.critic_target_network and CRITICS[critic].target_network:
         fail(
             P + "critic_target_network",

@@ -72,8 +72,16 @@ def _qsm(agent: Agent, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
         batch.actions,
         cfg.qsm,
         cfg.prediction,
-        alpha=None if agent.temperature is None else agent.temperature.alpha,
+        alpha=_loss_alpha(agent),
     )
+
+
+def _loss_alpha(agent: Agent) -> Tensor | None:
+    """The tuned alpha where it scales the loss; None (qsm.alpha) when it is fixed, or when it
+    sets the chains' temperature instead (alpha_control "chain")."""
+    if agent.temperature is None or agent.cfg.alpha_control == "chain":
+        return None
+    return agent.temperature.alpha
 
 
 def _qsm_units(cfg: AgentConfig) -> ScoreUnits:
@@ -97,7 +105,7 @@ def _dql(agent: Agent, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
 register_objective(
     "qsm",
     _qsm,
-    options=("alpha_target_std", "alpha_lr", "alpha_spread_states"),
+    options=("alpha_target_std", "alpha_lr", "alpha_spread_states", "alpha_control"),
     score_units=_qsm_units,
 )
 register_objective("dql", _dql, options=("dql_eta",), differentiates_sampler=True)
