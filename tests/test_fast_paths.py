@@ -132,6 +132,31 @@ def test_batch_renorm_parameter_and_input_gradients_match_autograd_of_the_defini
         torch.testing.assert_close(g, w, rtol=1e-10, atol=1e-10)
 
 
+def test_batch_renorm_eval_mode_is_the_running_statistics_affine_map():
+    # (x - running_mean) / sqrt(running_var + eps) * w + b, values and gradients, in float64; the
+    # layer folds it into one x * a + c pass. Nothing in eval mode moves the running statistics.
+    torch.manual_seed(2)
+    layer = EnsembleBatchRenorm(2, 3).double().eval()
+    with torch.no_grad():
+        layer.weight.uniform_(0.5, 2.0)
+        layer.bias.normal_()
+        layer.running_mean.normal_()
+        layer.running_var.uniform_(0.2, 4.0)
+    running = layer.running_mean.clone(), layer.running_var.clone()
+    x = (torch.randn(2, 7, 3, dtype=torch.float64) * 2 + 0.5).requires_grad_(True)
+    params = (x, layer.weight, layer.bias)
+    out = layer(x)
+    ref = (x - running[0]) / (running[1] + 1e-3).sqrt() * layer.weight + layer.bias
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    upstream = torch.randn(2, 7, 3, dtype=torch.float64)
+    got = torch.autograd.grad((out * upstream).sum(), params)
+    want = torch.autograd.grad((ref * upstream).sum(), params)
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w, rtol=1e-12, atol=1e-12)
+    assert torch.equal(layer.running_mean, running[0])
+    assert torch.equal(layer.running_var, running[1])
+
+
 def test_batch_renorm_gradient_matches_reference_and_eval_mode_is_per_sample():
     torch.manual_seed(0)
     layer = EnsembleBatchRenorm(2, 5, warmup_steps=0)

@@ -76,8 +76,9 @@ class EnsembleBatchRenorm(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """x: (members, batch, features) -> the same shape."""
         if not self.training:
-            x_hat = (x - self.running_mean) * torch.rsqrt(self.running_var + self.eps)
-            return x_hat * self.weight + self.bias
+            # (x - mean) / sigma * w + b as one pass over x: x * a + (b - mean * a).
+            scale = torch.rsqrt(self.running_var + self.eps) * self.weight
+            return torch.addcmul(self.bias - self.running_mean * scale, x, scale)
         x = x.contiguous()
         with torch.no_grad():
             mean = x.mean(dim=1, keepdim=True)
