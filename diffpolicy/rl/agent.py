@@ -55,7 +55,9 @@ class AgentConfig:
     raises alpha further: it can run away (README, Results). "chain": the denoiser keeps learning
     qsm.alpha grad_a Q and every chain (acting, target actions, the spread measurement) runs at
     temperature qsm.alpha / alpha: the same law exp(alpha Q), but a drift per step that does not
-    depend on alpha, so the spread falls as alpha grows and the controller has one fixed point."""
+    depend on alpha, so the chain stays stable whatever alpha. A short chain's spread also
+    carries its start, which no temperature removes: below that floor alpha still grows without
+    end (the chain tends to a noiseless ascent; README, Results)."""
     alpha_lr: float = 3e-4
     """Adam learning rate of log alpha (SAC's)."""
     alpha_spread_states: int = 32
