@@ -18,7 +18,7 @@ def _figure():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    return plt, *plt.subplots(figsize=(7, 4.5))
+    return plt, *plt.subplots(figsize=(10, 4.5))
 
 
 # matplotlib's colour cycle repeats after 10 lines: later lines change style instead.
@@ -41,9 +41,10 @@ def _save(plt, fig, ax, path: Path, title: str, ylabel: str) -> None:
     ax.set_xlabel("environment steps")
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
+    # Beside the axes, not on them: with a dozen methods an inside legend hides the curves.
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
 
 
