@@ -1,0 +1,67 @@
+"""What the best preset's update would cost with fewer target steps and a policy delay, against
+SB3 SAC, side by side in one process (issue 13: which algorithm switches could reach SAC's cost).
+
+    python benchmarks/algorithm_speed.py --clock cpu     # about 1 minute
+
+The same setting as `update_speed.py` (one torch thread, Hopper-v5 sizes, batch 256, interleaved
+rounds, medians): the best preset (`presets.qsm_best`: 3 Langevin steps for the critic's target
+actions, an actor step every update) and the same agent with `target_sampler_steps` 1 (t1)
+and `actor_every` 2 or 3 (d2, d3: CrossQ's policy delay is 3). Per-update time with a policy
+delay is the mean over updates, so it averages updates with and without an actor step.
+These are costs only: what each switch does to returns is in the README (Results).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import tyro
+from update_speed import mean_ms, qsm_tasks, random_transitions, sac_tasks
+
+from diffpolicy.rl.presets import qsm_best
+
+SWITCHES = {
+    "best": {},
+    "best t1": {"target_sampler_steps": 1},
+    "best d2": {"actor_every": 2},
+    "best d3": {"actor_every": 3},
+    "best t1 d2": {"target_sampler_steps": 1, "actor_every": 2},
+    "best t1 d3": {"target_sampler_steps": 1, "actor_every": 3},
+}
+
+
+@dataclass
+class Args:
+    rounds: int = 5
+    """Interleaved rounds; each figure is the median over rounds."""
+    seconds: float = 1.5
+    """Time spent on each agent per round."""
+    clock: Literal["wall", "cpu"] = "wall"
+    """wall: time.perf_counter; cpu: this thread's CPU time (update_speed.py's --clock)."""
+
+
+def main() -> None:
+    args = tyro.cli(Args, description=__doc__)
+    torch.set_num_threads(1)
+    data = random_transitions()
+    best = qsm_best().agent
+    updates = {"SB3 SAC": sac_tasks(data)["update"]}
+    for name, changes in SWITCHES.items():
+        updates[name] = qsm_tasks(dataclasses.replace(best, **changes), data)["update"]
+    times: dict[str, list[float]] = {name: [] for name in updates}
+    for _ in range(args.rounds):
+        for name, update in updates.items():
+            times[name].append(mean_ms(update, args.seconds, args.clock))
+    sac = statistics.median(times["SB3 SAC"])
+    print(f"\n{args.clock} clock\n{'agent':<14}{'update ms':>10}{'/ SAC':>8}")
+    for name, samples in times.items():
+        ms = statistics.median(samples)
+        print(f"{name:<14}{ms:>10.2f}{ms / sac:>8.2f}")
+
+
+if __name__ == "__main__":
+    main()
