@@ -112,8 +112,9 @@ class TrainedPolicy:
             "action_low": torch.from_numpy(self.action_low),
             "action_high": torch.from_numpy(self.action_high),
             "denoiser": {k: v.cpu() for k, v in self.policy.denoiser.state_dict().items()},
-            "chain_temperature": self.chain_temperature,
         }
+        if self.chain_temperature != 1.0:  # alpha_control "chain": the run's tuned temperature
+            state["chain_temperature"] = self.chain_temperature
         if self.critic is not None:
             state["critic"] = {k: v.cpu() for k, v in self.critic.state_dict().items()}
         save_checkpoint(state, Path(path))
