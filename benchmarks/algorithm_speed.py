@@ -14,13 +14,12 @@ These are costs only: what each switch does to returns is in the README (Results
 from __future__ import annotations
 
 import dataclasses
-import statistics
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
 import tyro
-from update_speed import mean_ms, qsm_tasks, random_transitions, sac_tasks
+from update_speed import interleaved_medians, qsm_tasks, random_transitions, sac_tasks
 
 from diffpolicy.rl.presets import qsm_best
 
@@ -52,14 +51,10 @@ def main() -> None:
     updates = {"SB3 SAC": sac_tasks(data)["update"]}
     for name, changes in SWITCHES.items():
         updates[name] = qsm_tasks(dataclasses.replace(best, **changes), data)["update"]
-    times: dict[str, list[float]] = {name: [] for name in updates}
-    for _ in range(args.rounds):
-        for name, update in updates.items():
-            times[name].append(mean_ms(update, args.seconds, args.clock))
-    sac = statistics.median(times["SB3 SAC"])
+    median = interleaved_medians(updates, args.rounds, args.seconds, args.clock)
+    sac = median["SB3 SAC"]
     print(f"\n{args.clock} clock\n{'agent':<14}{'update ms':>10}{'/ SAC':>8}")
-    for name, samples in times.items():
-        ms = statistics.median(samples)
+    for name, ms in median.items():
         print(f"{name:<14}{ms:>10.2f}{ms / sac:>8.2f}")
 
 

@@ -29,7 +29,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
 import numpy as np
 import torch
@@ -39,6 +39,7 @@ import diffpolicy.rl
 from diffpolicy.rl.presets import qsm_best, qsm_langevin_t3, qsm_reference
 
 OBS_DIM, ACT_DIM, BATCH, FILL = 11, 3, 256, 10_000
+K = TypeVar("K")
 
 
 @dataclass
@@ -133,6 +134,26 @@ def mean_ms(fn: Callable[[], object], seconds: float, clock: str = "wall") -> fl
     return (read() - begin) / calls * 1e3
 
 
+def interleaved_medians(
+    tasks: dict[K, Callable[[], object]],
+    rounds: int,
+    seconds: float,
+    clock: str = "wall",
+    progress: bool = False,
+) -> dict[K, float]:
+    """Median over `rounds` of each task's mean ms per call, after a short warm-up of each; every
+    round times every task once, in order, so that load from other processes falls on all alike."""
+    for fn in tasks.values():  # warm up: first calls allocate and fill caches
+        mean_ms(fn, 0.2)
+    times: dict[K, list[float]] = {key: [] for key in tasks}
+    for r in range(rounds):
+        for key, fn in tasks.items():
+            times[key].append(mean_ms(fn, seconds, clock))
+        if progress:
+            print(f"round {r + 1}/{rounds} done", flush=True)
+    return {key: statistics.median(values) for key, values in times.items()}
+
+
 def main() -> None:
     args = tyro.cli(Args, description=__doc__)
     torch.set_num_threads(1)
@@ -145,16 +166,8 @@ def main() -> None:
     }
     if args.crossq:
         agents["sb3c CrossQ"] = sac_tasks(data, "crossq")
-    for tasks in agents.values():  # warm up: first calls allocate and fill caches
-        for fn in tasks.values():
-            mean_ms(fn, 0.2)
-    times = {(a, k): [] for a, tasks in agents.items() for k in tasks}
-    for r in range(args.rounds):
-        for a, tasks in agents.items():
-            for k, fn in tasks.items():
-                times[a, k].append(mean_ms(fn, args.seconds, args.clock))
-        print(f"round {r + 1}/{args.rounds} done", flush=True)
-    median = {key: statistics.median(v) for key, v in times.items()}
+    every_task = {(a, k): fn for a, tasks in agents.items() for k, fn in tasks.items()}
+    median = interleaved_medians(every_task, args.rounds, args.seconds, args.clock, progress=True)
     sac_update, sac_act = median["SB3 SAC", "update"], median["SB3 SAC", "act"]
     print(f"\n{args.clock} clock")
     print(f"{'agent':<16}{'update ms':>11}{'/ SAC':>8}{'act ms':>10}{'/ SAC':>8}")

@@ -90,15 +90,28 @@ def _renorm_reference(x, running_mean, running_var, weight, bias, eps, r_max, d_
     return ((x - mean) / std * r + d) * weight + bias, mean, var
 
 
-@pytest.mark.parametrize("renorm", [False, True])
-def test_batch_renorm_training_output_and_running_statistics(renorm):
-    torch.manual_seed(0)
-    layer = EnsembleBatchRenorm(3, 4, momentum=0.1, warmup_steps=0 if renorm else 10)
+def _randomise(layer: EnsembleBatchRenorm, max_var=4.0, min_var=0.2) -> None:
+    """Weights, biases and running statistics away from their initial 1, 0, 0, 1."""
     with torch.no_grad():
         layer.weight.uniform_(0.5, 2.0)
         layer.bias.normal_()
         layer.running_mean.normal_()
-        layer.running_var.uniform_(0.1, 3.0)
+        layer.running_var.uniform_(min_var, max_var)
+
+
+def _assert_same_gradients(out, ref, params, upstream, tol):
+    """The gradients of (out * upstream).sum() and (ref * upstream).sum() for every param."""
+    got = torch.autograd.grad((out * upstream).sum(), params)
+    want = torch.autograd.grad((ref * upstream).sum(), params)
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("renorm", [False, True])
+def test_batch_renorm_training_output_and_running_statistics(renorm):
+    torch.manual_seed(0)
+    layer = EnsembleBatchRenorm(3, 4, momentum=0.1, warmup_steps=0 if renorm else 10)
+    _randomise(layer, max_var=3.0, min_var=0.1)
     x = torch.randn(3, 32, 4, dtype=torch.float32) * 3 + 1
     before_mean, before_var = layer.running_mean.clone(), layer.running_var.clone()
     expected, mean, var = _renorm_reference(
@@ -116,20 +129,14 @@ def test_batch_renorm_parameter_and_input_gradients_match_autograd_of_the_defini
     # with r and d away from 1 and 0 (running statistics far from the batch's), for x, w and b.
     torch.manual_seed(1)
     layer = EnsembleBatchRenorm(2, 3, warmup_steps=0 if renorm else 5).double()
-    with torch.no_grad():
-        layer.weight.uniform_(0.5, 2.0)
-        layer.bias.normal_()
-        layer.running_mean.normal_()
-        layer.running_var.uniform_(0.2, 4.0)
+    _randomise(layer)
     running = layer.running_mean.clone(), layer.running_var.clone()
     x = (torch.randn(2, 9, 3, dtype=torch.float64) * 2 + 0.5).requires_grad_(True)
     upstream = torch.randn(2, 9, 3, dtype=torch.float64)
     params = (x, layer.weight, layer.bias)
-    got = torch.autograd.grad((layer(x) * upstream).sum(), params)
+    out = layer(x)
     ref, _, _ = _renorm_reference(x, *running, layer.weight, layer.bias, 1e-3, 3.0, 5.0, renorm)
-    want = torch.autograd.grad((ref * upstream).sum(), params)
-    for g, w in zip(got, want, strict=True):
-        torch.testing.assert_close(g, w, rtol=1e-10, atol=1e-10)
+    _assert_same_gradients(out, ref, params, upstream, tol=1e-10)
 
 
 def test_batch_renorm_eval_mode_is_the_running_statistics_affine_map():
@@ -137,22 +144,14 @@ def test_batch_renorm_eval_mode_is_the_running_statistics_affine_map():
     # layer folds it into one x * a + c pass. Nothing in eval mode moves the running statistics.
     torch.manual_seed(2)
     layer = EnsembleBatchRenorm(2, 3).double().eval()
-    with torch.no_grad():
-        layer.weight.uniform_(0.5, 2.0)
-        layer.bias.normal_()
-        layer.running_mean.normal_()
-        layer.running_var.uniform_(0.2, 4.0)
+    _randomise(layer)
     running = layer.running_mean.clone(), layer.running_var.clone()
     x = (torch.randn(2, 7, 3, dtype=torch.float64) * 2 + 0.5).requires_grad_(True)
     params = (x, layer.weight, layer.bias)
     out = layer(x)
     ref = (x - running[0]) / (running[1] + 1e-3).sqrt() * layer.weight + layer.bias
     torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
-    upstream = torch.randn(2, 7, 3, dtype=torch.float64)
-    got = torch.autograd.grad((out * upstream).sum(), params)
-    want = torch.autograd.grad((ref * upstream).sum(), params)
-    for g, w in zip(got, want, strict=True):
-        torch.testing.assert_close(g, w, rtol=1e-12, atol=1e-12)
+    _assert_same_gradients(out, ref, params, torch.randn(2, 7, 3, dtype=torch.float64), tol=1e-12)
     assert torch.equal(layer.running_mean, running[0])
     assert torch.equal(layer.running_var, running[1])
 

@@ -99,6 +99,12 @@ METHODS: dict[str, Method] = {
         _QSM_RECIPE,
         ("--preset", "best", "--agent.alpha-target-std", "0.089", "--agent.alpha-control", "chain"),
     ),
+    # Issue 13: the only cheap switches that bring the best preset's update to SAC's cost
+    # (benchmarks/algorithm_speed.py): 1 Langevin step for the target actions, policy delay 3.
+    "qsm-best-t1-d3": Method(
+        _QSM_RECIPE,
+        ("--preset", "best", "--agent.target-sampler-steps", "1", "--agent.actor-every", "3"),
+    ),
     "sac": Method(_SB3_BASELINE, family="sac"),
     # sb3-contrib CrossQ with its defaults, by the same baseline script and protocol.
     "crossq": Method((*_SB3_BASELINE, "--algo", "crossq"), family="sac"),
