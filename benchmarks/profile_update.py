@@ -29,7 +29,7 @@ ACTIVATION_OPS = ("mish", "sigmoid", "silu", "relu", "rsub", "MishFunction")
 
 @dataclass
 class Args:
-    preset: Literal["best", "langevin-t3", "reference"] = "best"
+    preset: Literal["best", "fast", "langevin-t3", "reference"] = "best"
     updates: int = 30
     """Updates profiled (after 10 warm-up updates)."""
     top: int = 12

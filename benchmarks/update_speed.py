@@ -19,8 +19,8 @@ waits for.
 
 Agents: SB3 SAC with its defaults (256x256 networks), the QSM reference preset
 (`presets.qsm_reference`, 512x512, DDPM K = 5), the Langevin preset with the reference's critic
-(`presets.qsm_langevin_t3`) and the best preset (`presets.qsm_best`, the same actor on CrossQ's
-critic).
+(`presets.qsm_langevin_t3`), the best preset (`presets.qsm_best`, the same actor on CrossQ's
+critic) and the fast preset (`presets.qsm_fast`: the best with 1 target step and policy delay 3).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ import torch
 import tyro
 
 import diffpolicy.rl
-from diffpolicy.rl.presets import qsm_best, qsm_langevin_t3, qsm_reference
+from diffpolicy.rl.presets import qsm_best, qsm_fast, qsm_langevin_t3, qsm_reference
 
 OBS_DIM, ACT_DIM, BATCH, FILL = 11, 3, 256, 10_000
 K = TypeVar("K")
@@ -163,6 +163,7 @@ def main() -> None:
         "QSM reference": qsm_tasks(qsm_reference().agent, data),
         "QSM langevin-t3": qsm_tasks(qsm_langevin_t3().agent, data),
         "QSM best": qsm_tasks(qsm_best().agent, data),
+        "QSM fast": qsm_tasks(qsm_fast().agent, data),
     }
     if args.crossq:
         agents["sb3c CrossQ"] = sac_tasks(data, "crossq")
@@ -178,6 +179,7 @@ def main() -> None:
     print(f"act ratio best/SAC: {median['QSM best', 'act'] / sac_act:.2f}")
     t3 = median["QSM langevin-t3", "update"]
     print(f"update ratio langevin-t3/SAC: {t3 / sac_update:.2f}")
+    print(f"update ratio fast/SAC: {median['QSM fast', 'update'] / sac_update:.2f}")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@
 
 --preset best (the default) starts from `diffpolicy.rl.presets.qsm_best`, the best configuration
 measured (README, "Results"); --preset reference from the QSM reference implementation's settings
-(vp schedule, T = 5, alpha = 50, 512x512 networks, DDPM acting, Polyak target critics). Every other
+(vp schedule, T = 5, alpha = 50, 512x512 networks, DDPM acting, Polyak target critics); --preset
+fast (`presets.qsm_fast`) from `qsm_best` at about SB3 SAC's cost per update. Every other
 flag overrides the preset. Bad input ends with one `error: ...` line (docs/bad_input.md).
 """
 

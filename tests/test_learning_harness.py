@@ -313,6 +313,15 @@ def test_every_diffpolicy_method_parses_to_a_valid_config(method: str):
     assert isinstance(cfg, TrainConfig) and cfg.env == "Hopper-v5"
 
 
+def test_the_fast_preset_is_what_its_harness_method_ran():
+    method, _ = parse_with_preset(
+        MUJOCO_PRESETS, "best", "Hopper-v5", args=list(METHODS["qsm-best-t1-d3"].flags)
+    )
+    preset, _ = parse_with_preset(MUJOCO_PRESETS, "best", "Hopper-v5", args=["--preset", "fast"])
+    assert method.agent == preset.agent
+    assert preset.agent.target_sampler_steps == 1 and preset.agent.actor_every == 3
+
+
 def test_plan_checks_suite_and_method(tmp_path: Path):
     base = {"runs_root": tmp_path / "runs", "results_root": tmp_path / "res", "seeds": (0,)}
     with pytest.raises(ValueError, match="suite"):

@@ -49,6 +49,16 @@ def qsm_best(env: str = "Hopper-v5") -> TrainConfig:
     return dataclasses.replace(cfg, agent=agent)
 
 
+def qsm_fast(env: str = "Hopper-v5") -> TrainConfig:
+    """`qsm_best` at about SB3 SAC's cost per update (README, "Training speed"): 1 Langevin step
+    for the critic's target actions instead of 3, and an actor step every 3rd critic step
+    (CrossQ's policy delay). It learns HalfCheetah more slowly than `qsm_best` (README, Results).
+    Harness method `qsm-best-t1-d3`."""
+    cfg = qsm_best(env)
+    agent = dataclasses.replace(cfg.agent, target_sampler_steps=1, actor_every=3)
+    return dataclasses.replace(cfg, agent=agent)
+
+
 def qsm_dmc(env: str = "cheetah-run") -> TrainConfig:
     """The reference preset on a DeepMind Control task, with alpha 120 on quadruped and humanoid.
 
@@ -65,5 +75,10 @@ def qsm_dmc(env: str = "cheetah-run") -> TrainConfig:
     return cfg
 
 
-MUJOCO_PRESETS = {"best": qsm_best, "langevin-t3": qsm_langevin_t3, "reference": qsm_reference}
+MUJOCO_PRESETS = {
+    "best": qsm_best,
+    "fast": qsm_fast,
+    "langevin-t3": qsm_langevin_t3,
+    "reference": qsm_reference,
+}
 """The presets `recipes/qsm_mujoco.py --preset NAME` starts from."""
