@@ -31,10 +31,10 @@ test: $(STAMP)
 test-ray: $(STAMP)
 	$(PY) -m pytest -q -m ray
 
-# Mutation testing of the maths (docs/mutation.md): mutmut changes schedules/, samplers/ and
-# objectives/ one mutation at a time and runs the tests that cover each; fails when a mutant
-# survives that docs/mutation.md does not list as equivalent. Slow (about 11 minutes on two
-# busy cores), so not part of `make test` or CI. MUTATE_JOBS: parallel workers.
+# Mutation testing of the maths (docs/mutation.md): mutmut changes schedules/, samplers/,
+# objectives/ and nets/ one mutation at a time and runs the tests that cover each; fails when a
+# mutant survives that docs/mutation.md does not list as equivalent. Slow (about 7 minutes on two
+# cores, more when they are busy), so not part of `make test` or CI. MUTATE_JOBS: parallel workers.
 MUTATE_JOBS ?= 1
 mutate: $(STAMP)
 	rm -rf mutants && mkdir mutants

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "mutation.md"
 BEGIN, END = "<!-- equivalents -->", "<!-- /equivalents -->"
 # The packages [tool.mutmut] mutates (pyproject.toml).
-PACKAGES = ("schedules", "samplers", "objectives")
+PACKAGES = ("schedules", "samplers", "objectives", "nets")
 # Detected: the tests failed, or the mutant ran past its time limit (an endless loop is caught).
 DETECTED = {"killed", "timeout"}
 # Undetected: a test run passed, or no selected test runs the mutated function.

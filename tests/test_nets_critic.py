@@ -1,0 +1,173 @@
+"""CriticEnsemble as N separate MLPs written out by hand (member i from its own slice of every
+EnsembleLinear), in its three arrangements (plain, LayerNorm, CrossQ's batch renormalisation);
+its defaults; members that share no parameter; EnsembleLinear's initialisation; argument checks
+with their full messages."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from diffpolicy.nets import CriticEnsemble, EnsembleBatchRenorm, EnsembleLinear
+
+torch.set_num_threads(1)
+
+OBS, ACT = 3, 2
+HIDDEN_MESSAGE = "hidden widths must be a non-empty list of ints >= 1, got {}"
+
+
+def exactly(message: str) -> str:
+    """A pattern for pytest.raises(match=...) that matches the whole message and nothing else."""
+    return f"^{re.escape(message)}$"
+
+
+def inputs(batch: int = 6, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, OBS, generator=g), torch.rand(batch, ACT, generator=g) * 2 - 1
+
+
+def renormalise(layer: EnsembleBatchRenorm, i: int, x: torch.Tensor) -> torch.Tensor:
+    """Member i's batch renormalisation in training mode after the warm-up (Ioffe, 2017)."""
+    mean, var = x.mean(dim=0), x.var(dim=0, unbiased=False)
+    sigma = (layer.running_var[i, 0] + layer.eps).sqrt()
+    r = ((var + layer.eps).sqrt() / sigma).clamp(1 / layer.r_max, layer.r_max)
+    d = ((mean - layer.running_mean[i, 0]) / sigma).clamp(-layer.d_max, layer.d_max)
+    x_hat = (x - mean) / (var + layer.eps).sqrt()
+    return (x_hat * r + d) * layer.weight[i, 0] + layer.bias[i, 0]
+
+
+def member_q(critic: CriticEnsemble, obs, action, i: int, fn=F.relu, layer_norm=False):
+    """Q_i(s, a): member i's MLP on concat[s, a], from its slices of the ensemble's layers."""
+    h = torch.cat([obs, action], dim=-1)
+    layers = list(critic.net)
+    if isinstance(layers[0], EnsembleBatchRenorm):
+        h = renormalise(layers.pop(0), i, h)
+    linears = [m for m in layers if isinstance(m, EnsembleLinear)]
+    renorms = [m for m in layers if isinstance(m, EnsembleBatchRenorm)]
+    for j, lin in enumerate(linears[:-1]):
+        h = h @ lin.weight[i] + lin.bias[i, 0]
+        if layer_norm:  # no affine: a shared one would couple the members
+            h = F.layer_norm(h, (h.shape[-1],))
+        h = fn(h)
+        if renorms:
+            h = renormalise(renorms[j], i, h)
+    return (h @ linears[-1].weight[i] + linears[-1].bias[i, 0])[:, 0]
+
+
+def test_defaults_are_two_relu_members_of_512_by_512():
+    torch.manual_seed(0)
+    critic = CriticEnsemble(OBS, ACT)
+    obs, action = inputs()
+    q = critic(obs, action)
+    assert q.shape == (2, 6)
+    assert [m.weight.shape[1:] for m in critic.net if isinstance(m, EnsembleLinear)] == [
+        (OBS + ACT, 512),
+        (512, 512),
+        (512, 1),
+    ]
+    for i in range(2):
+        torch.testing.assert_close(q[i], member_q(critic, obs, action, i), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("hidden", [(1,), (5, 3)])
+@pytest.mark.parametrize("act", ["relu", "tanh"])
+@pytest.mark.parametrize("layer_norm", [False, True])
+def test_each_member_is_its_own_mlp(hidden, act, layer_norm):
+    torch.manual_seed(1)
+    critic = CriticEnsemble(OBS, ACT, 3, hidden, act=act, layer_norm=layer_norm)
+    obs, action = inputs(7)
+    q = critic(obs, action)
+    fn = {"relu": F.relu, "tanh": torch.tanh}[act]
+    for i in range(3):
+        expected = member_q(critic, obs, action, i, fn, layer_norm)
+        torch.testing.assert_close(q[i], expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("layer_norm", [False, True])
+def test_training_one_member_leaves_the_others_unchanged(layer_norm):
+    # Every parameter has one slice per member: an SGD step on member 1's loss, over all of the
+    # critic's parameters, moves member 1's values only (a parameter shared across members,
+    # such as an affine LayerNorm, would move the others too).
+    torch.manual_seed(2)
+    critic = CriticEnsemble(OBS, ACT, 3, (8, 8), layer_norm=layer_norm)
+    assert all(p.shape[0] == 3 for p in critic.parameters())
+    obs, action = inputs(9)
+    before = critic(obs, action).detach()
+    optimiser = torch.optim.SGD(critic.parameters(), lr=0.5)
+    (critic(obs, action)[1] - 5.0).square().mean().backward()
+    optimiser.step()
+    after = critic(obs, action).detach()
+    assert (after[1] - before[1]).abs().min() > 0
+    torch.testing.assert_close(after[[0, 2]], before[[0, 2]], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("warmup", [0, 4])
+def test_batch_renorm_arrangement_and_its_warm_up(warmup):
+    # CrossQ: batch renormalisation of the input and after each hidden activation, every layer
+    # with the critic's renorm_warmup_steps; checked after the warm-up, with running statistics,
+    # weights and biases away from their initial values so that r, d and the affine map matter.
+    torch.manual_seed(3)
+    critic = CriticEnsemble(OBS, ACT, 2, (6, 5), batch_renorm=True, renorm_warmup_steps=warmup)
+    renorms = [m for m in critic.net if isinstance(m, EnsembleBatchRenorm)]
+    assert len(renorms) == 3 and [m.warmup_steps for m in renorms] == [warmup] * 3
+    with torch.no_grad():
+        for layer in renorms:
+            layer.weight.uniform_(0.5, 2.0)
+            layer.bias.normal_()
+            layer.running_mean.normal_()
+            layer.running_var.uniform_(0.3, 3.0)
+            layer.steps.fill_(warmup)  # the first call after the warm-up
+    obs, action = inputs(16)
+    expected = torch.stack([member_q(critic, obs, action, i) for i in range(2)]).detach()
+    torch.testing.assert_close(critic.train()(obs, action), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_batch_renorm_warm_up_defaults_to_100000_steps():
+    critic = CriticEnsemble(OBS, ACT, hidden=(4,), batch_renorm=True)
+    renorms = [m for m in critic.net if isinstance(m, EnsembleBatchRenorm)]
+    assert [m.warmup_steps for m in renorms] == [100_000] * 2
+
+
+# --- argument checks ------------------------------------------------------------------------------
+@pytest.mark.parametrize("members", [1, 0, -2])
+def test_fewer_than_two_members_raise_with_message(members):
+    message = f"a critic ensemble needs >= 2 members, got {members}"
+    with pytest.raises(ValueError, match=exactly(message)):
+        CriticEnsemble(OBS, ACT, members, hidden=(8,))
+
+
+@pytest.mark.parametrize("hidden", [(), [], (8, 0), [0], (4, -1)])
+def test_bad_hidden_widths_raise_with_message(hidden):
+    with pytest.raises(ValueError, match=exactly(HIDDEN_MESSAGE.format(hidden))):
+        CriticEnsemble(OBS, ACT, 2, hidden)
+
+
+def test_layer_norm_and_batch_renorm_together_raise_with_message():
+    message = "choose one of layer_norm and batch_renorm"
+    with pytest.raises(ValueError, match=exactly(message)):
+        CriticEnsemble(OBS, ACT, 2, (8,), layer_norm=True, batch_renorm=True)
+
+
+def test_unknown_reduction_message_in_full():
+    message = "unknown critic reduction 'max'; valid: min, mean"
+    with pytest.raises(ValueError, match=exactly(message)):
+        CriticEnsemble.reduce(torch.zeros(2, 3), "max")
+
+
+# --- EnsembleLinear -------------------------------------------------------------------------------
+def test_ensemble_linear_initialisation_is_nn_linears_per_member():
+    # Weights and biases uniform on [-1 / sqrt(in_dim), 1 / sqrt(in_dim)], drawn per member:
+    # both ends of the interval are reached (within 10%) by 4 x 64 biases and 4 x 25 x 64 weights.
+    torch.manual_seed(4)
+    layer = EnsembleLinear(4, 25, 64)
+    bound = 1 / math.sqrt(25)
+    for p in (layer.weight, layer.bias):
+        values = p.detach()
+        assert values.abs().max() <= bound
+        assert values.min() < -0.9 * bound and values.max() > 0.9 * bound
+        assert abs(values.mean().item()) < 0.1 * bound
+        assert not torch.equal(values[0], values[1])
