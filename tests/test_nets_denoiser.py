@@ -247,8 +247,8 @@ def test_bind_checks_the_obs_with_message():
     net = Denoiser(3, 2, **SMALL)
     with pytest.raises(ValueError, match=exactly("obs must have shape (4, 3), got (4, 5)")):
         net.bind(torch.zeros(4, 5))
-    # No batch to name without an obs: the message names batch 0 (the check's batch argument).
-    with pytest.raises(ValueError, match=exactly("obs must have shape (0, 3), got None")):
+    message = "bind: this denoiser is conditioned on observations of size 3; got obs=None"
+    with pytest.raises(ValueError, match=exactly(message)):
         net.bind(None)
 
 

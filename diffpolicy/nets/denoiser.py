@@ -85,11 +85,15 @@ class Denoiser(nn.Module):
             first.weight[:, a : a + o],
             first.weight[:, a + o :],
         )
-        if obs is not None and self.obs_dim:
+        if self.obs_dim:
+            if obs is None:
+                raise ValueError(
+                    f"bind: this denoiser is conditioned on observations of size {self.obs_dim}; "
+                    "got obs=None"
+                )
             self._check_obs(obs, obs.shape[0])
             base = torch.addmm(first.bias, obs, w_obs.T)
         else:
-            self._check_obs(obs, 0)
             base = first.bias
 
         # The time term of the last timestep tensor seen: Langevin passes one tensor every step.
