@@ -105,6 +105,10 @@ METHODS: dict[str, Method] = {
         _QSM_RECIPE,
         ("--preset", "best", "--agent.target-sampler-steps", "1", "--agent.actor-every", "3"),
     ),
+    # Hopper: both Polyak-target variants (qsm-reference, qsm-w256-langevin) climb from 50k to
+    # 100k while every qsm-best seed stays near 330. This is CrossQ's critic under exactly
+    # qsm-w256-langevin's actor (10 target steps), to tell the critic from the target steps.
+    "qsm-best-t10": Method(_QSM_RECIPE, ("--preset", "best", "--agent.target-sampler-steps", "10")),
     "sac": Method(_SB3_BASELINE, family="sac"),
     # sb3-contrib CrossQ with its defaults, by the same baseline script and protocol.
     "crossq": Method((*_SB3_BASELINE, "--algo", "crossq"), family="sac"),
