@@ -191,6 +191,28 @@ def test_across_envs_normalises_by_sac_at_the_same_step(tmp_path: Path):
     assert (root / "all-envs.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_mean_ratio_of_means_uses_every_seed_and_averages_the_envs(tmp_path: Path):
+    root = tmp_path / "mujoco"
+    returns = {
+        ("Hopper-v5", "qsm"): [100.0, 200.0, 600.0],  # mean 300 against SAC's 200: 1.5
+        ("Hopper-v5", "sac"): [100.0, 300.0],
+        ("Walker2d-v5", "qsm"): [10.0, 20.0, 30.0],  # mean 20 against SAC's 40: 0.5
+        ("Walker2d-v5", "sac"): [40.0, 40.0, 40.0],
+    }
+    for (env, method), values in returns.items():
+        for seed, value in enumerate(values):
+            write_eval(root / env / method / f"seed{seed}" / "eval.csv", {50_000: value})
+    aggregate_suite(root, [50_000])
+    with open(root / "aggregate.csv", newline="") as f:
+        across = {r["method"]: r for r in csv.DictReader(f)}
+    # (1.5 + 0.5) / 2; pooling the envs would give 320 / 240, the first two seeds only 0.625
+    assert float(across["qsm"]["mean_ratio_of_means"]) == pytest.approx(1.0)
+    assert float(across["sac"]["mean_ratio_of_means"]) == pytest.approx(1.0)
+    md = (root / "summary.md").read_text()
+    assert "| mean / SAC's at 50k |" in md
+    assert [line for line in md.splitlines() if line.startswith("| qsm |")][0].endswith("| 1.00 |")
+
+
 def test_tail_averages_each_seed_over_the_last_window(tmp_path: Path):
     root = tmp_path / "mujoco"
     steps = range(5_000, 100_001, 5_000)

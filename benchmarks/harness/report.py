@@ -46,6 +46,7 @@ def _suite_section(suite_rows: list[dict]) -> list[str]:
     steps = sorted({r["step"] for r in suite_rows})
     header = ["method", "envs", "seeds per env"]
     header += [f"IQM at {_step(s)}" for s in steps] + [f"P(> SAC) at {_step(s)}" for s in steps]
+    header += [f"mean / SAC's at {_step(s)}" for s in steps]
     body = []
     for method in sorted({r["method"] for r in suite_rows}):
         mine = {r["step"]: r for r in suite_rows if r["method"] == method}
@@ -57,11 +58,14 @@ def _suite_section(suite_rows: list[dict]) -> list[str]:
                 _cell(mine[s][key], mine[s][low], mine[s][high], 2) if s in mine else ""
                 for s in steps
             ]
+        cells += [f"{mine[s]['mean_ratio_of_means']:.2f}" if s in mine else "" for s in steps]
         body.append(cells)
     intro = (
         "Return divided by SAC's mean return on the same env at the same step; IQM over all "
         "runs of all envs listed [95% interval]. An env counts where the method and SAC have "
-        "every seed at that step (the envs column lists those at the first step shown)."
+        "every seed at that step (the envs column lists those at the first step shown). "
+        "mean / SAC's: each env's mean return over every seed divided by SAC's, averaged over "
+        "the envs that count."
     )
     return ["## All environments, normalised by SAC", "", intro, ""] + _table(header, body)
 
