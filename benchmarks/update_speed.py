@@ -3,6 +3,7 @@
     python benchmarks/update_speed.py            # about 2 minutes
     python benchmarks/update_speed.py --rounds 5 --seconds 3
     python benchmarks/update_speed.py --clock cpu --crossq   # + sb3-contrib CrossQ (slow)
+    python benchmarks/update_speed.py --clock cpu --critic-width 1024   # + best, wider critics
 
 One torch thread, Hopper-v5 sizes (obs 11, act 3), batch 256, replay buffers of 10k random
 transitions. For each agent: ms per update (drawing the minibatch included) and ms per action at
@@ -25,6 +26,7 @@ critic) and the fast preset (`presets.qsm_fast`: the best with 1 target step and
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 import time
 from collections.abc import Callable
@@ -52,6 +54,8 @@ class Args:
     """wall: time.perf_counter; cpu: this thread's CPU time (time.thread_time)."""
     crossq: bool = False
     """Also time sb3-contrib's CrossQ (1024-wide critics: about 9x SAC's update)."""
+    critic_width: int = 0
+    """Also time the best preset with critics this wide ("QSM best wN"; 0: skip)."""
 
 
 def random_transitions(seed: int = 0) -> dict[str, np.ndarray]:
@@ -165,6 +169,12 @@ def main() -> None:
         "QSM best": qsm_tasks(qsm_best().agent, data),
         "QSM fast": qsm_tasks(qsm_fast().agent, data),
     }
+    if args.critic_width:
+        best = qsm_best().agent
+        wide = dataclasses.replace(
+            best, critic_hidden=(args.critic_width,) * len(best.critic_hidden)
+        )
+        agents[f"QSM best w{args.critic_width}"] = qsm_tasks(wide, data)
     if args.crossq:
         agents["sb3c CrossQ"] = sac_tasks(data, "crossq")
     every_task = {(a, k): fn for a, tasks in agents.items() for k, fn in tasks.items()}
