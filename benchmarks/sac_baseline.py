@@ -354,6 +354,16 @@ class ProtocolCallback(BaseCallback):
         actions, _ = self.model.predict(obs.cpu().numpy(), deterministic=True)
         return torch.as_tensor(actions)
 
+    @torch.no_grad()
+    def q_estimate(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """The mean of the critics' Q at the evaluation's actions (value_bias.csv). SB3's critics
+        estimate the soft Q of the stochastic policy (entropy bonuses included), here read at
+        the mean action the evaluation takes. `predict` has just put them in evaluation mode.
+        The model trains on the adapted env, so it acts in [-1, 1] as `evaluate` does."""
+        device = self.model.device
+        qs = self.model.critic(obs.to(device), actions.to(device, torch.float32))
+        return torch.cat(qs, dim=1).mean(dim=1)
+
     def _on_step(self) -> bool:
         if self.stopped:  # a checkpoint was saved after the previous step: drop this one
             return False
@@ -370,7 +380,10 @@ class ProtocolCallback(BaseCallback):
             self.bar.set_postfix(sps=f"{sps:.1f}", eval=f"{self.last_eval:.1f}")
         if step % cfg.eval_every == 0 or step == cfg.steps:  # the budget's end too, as QSM's loop
             seed = evaluation_seed(cfg.seed, step)
-            result = evaluate(self.eval_envs, self.act, seed)
+            result = evaluate(
+                self.eval_envs, self.act, seed, value=self.q_estimate, gamma=self.model.gamma
+            )
+            self.log.log_value_bias(step, result.pop("value"))
             self.last_eval = result["return_mean"]
             self.log.log_eval({"step": step, **result, "wall_time": time.time()})
         if step % cfg.checkpoint_every == 0 or step >= cfg.steps:

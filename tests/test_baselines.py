@@ -99,3 +99,23 @@ def test_crossq_runs_and_resumes(sac, tmp_path):
 def test_default_run_dir_names_the_algorithm(sac):
     cfg = sac.SACConfig(algo="crossq", env="Hopper-v5", seed=2)
     assert cfg.run_dir == Path("runs/Hopper-v5/crossq/seed2")
+
+
+def test_evaluations_log_the_critics_bias_and_read_the_mean_of_the_critics(sac, tmp_path):
+    run = sac.train(tiny(sac, tmp_path / "run"))
+    with open(run / "value_bias.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    # Pendulum only truncates, at 200 steps, fewer than the horizon at gamma 0.99: nothing counts.
+    assert [int(r["step"]) for r in rows] == eval_steps(run)
+    assert all(r["states"] == "0" for r in rows)
+
+    model = sac.build_model(tiny(sac, run), sac.make_train_env("Pendulum-v1"))
+    callback = sac.ProtocolCallback(tiny(sac, run), [], None, None, None, None)
+    callback.init_callback(model)
+    with torch.no_grad():
+        for q_net, constant in zip(model.critic.q_networks, (3.0, -1.0), strict=True):
+            for p in q_net.parameters():
+                p.zero_()
+            q_net[-1].bias.fill_(constant)
+    q = callback.q_estimate(torch.randn(4, 3), torch.rand(4, 1) * 2 - 1)
+    assert torch.allclose(q, torch.full((4,), 1.0))

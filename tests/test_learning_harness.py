@@ -267,6 +267,18 @@ def test_collect_drops_the_warmup_window(tmp_path: Path):
     assert not collect(tmp_path / "missing", tmp_path / "res2")
 
 
+def test_collect_copies_the_value_bias_log_where_the_run_has_one(tmp_path: Path):
+    run_dir = tmp_path / "run"
+    write_eval(run_dir / "eval.csv", {200: 1.0})
+    assert (
+        collect(run_dir, tmp_path / "without")
+        and not (tmp_path / "without" / "value_bias.csv").exists()
+    )
+    (run_dir / "value_bias.csv").write_text("step,q_mean\n200,3.5\n")
+    assert collect(run_dir, tmp_path / "with")
+    assert (tmp_path / "with" / "value_bias.csv").read_text() == "step,q_mean\n200,3.5\n"
+
+
 # --- planning and commands ------------------------------------------------------------------------
 def test_decide(tmp_path: Path):
     d = tmp_path / "run"

@@ -85,6 +85,16 @@ def test_run_directory_holds_config_metrics_and_checkpoint(uninterrupted: Path):
     assert load_checkpoint(uninterrupted / "checkpoint.pt")["step"] == 300
 
 
+def test_every_evaluation_logs_the_critics_bias(uninterrupted: Path):
+    rows = read_csv(uninterrupted / "value_bias.csv")
+    assert [int(r["step"]) for r in rows] == [150, 300]
+    for r in rows:
+        assert int(r["states"]) > 0  # tiny Hopper policies fall: terminated episodes count whole
+        q, g = float(r["q_mean"]), float(r["return_to_go_mean"])
+        assert np.isfinite(q) and g > 0  # Hopper pays about 1 a step for staying up
+        assert float(r["bias"]) == pytest.approx(q - g)
+
+
 def test_same_seed_same_evaluation_returns(uninterrupted: Path, tmp_path: Path):
     again = train(tiny(tmp_path / "again"))
     returns = [r["return_mean"] for r in read_csv(uninterrupted / "eval.csv")]

@@ -1,8 +1,10 @@
 """Results of a run: the small files copied from its run directory into the results folder.
 
-A run's results are its eval.csv and sps.csv (step, sps: the whole-loop steps/s of each logging
-window wholly after warm-up, from its metrics.csv). `collect_files` reads them where the run ran
-(a Ray task returns them to the driver), `write_results` stores them on the harness's machine.
+A run's results are its eval.csv, sps.csv (step, sps: the whole-loop steps/s of each logging
+window wholly after warm-up, from its metrics.csv) and, where the run logged one, value_bias.csv
+(the critic's Q against the evaluation's returns-to-go). `collect_files` reads them where the run
+ran (a Ray task returns them to the driver), `write_results` stores them on the harness's
+machine.
 """
 
 from __future__ import annotations
@@ -43,11 +45,14 @@ def _first_window_after_warmup(run_dir: Path) -> int:
 
 
 def collect_files(run_dir: Path) -> dict[str, bytes]:
-    """{"eval.csv": bytes, "sps.csv": bytes} of a run directory (empty without an eval.csv)."""
+    """{"eval.csv": bytes, "sps.csv": bytes, "value_bias.csv": bytes} of a run directory (the
+    last where it exists; empty without an eval.csv)."""
     run_dir = Path(run_dir)
     if not (run_dir / "eval.csv").is_file():
         return {}
     files = {"eval.csv": (run_dir / "eval.csv").read_bytes()}
+    if (run_dir / "value_bias.csv").is_file():
+        files["value_bias.csv"] = (run_dir / "value_bias.csv").read_bytes()
     metrics = run_dir / "metrics.csv"
     if metrics.is_file():
         first = _first_window_after_warmup(run_dir)

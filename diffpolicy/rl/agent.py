@@ -300,6 +300,12 @@ class Agent(nn.Module):
             actions = self._explore(actions, generator)
         return actions
 
+    @torch.no_grad()
+    def q_estimate(self, obs: Tensor, actions: Tensor) -> Tensor:
+        """The critic's Q(obs, actions), the mean over its members: (batch,). The critic is in
+        evaluation mode here (running statistics, for batch renorm), as when grad Q is taken."""
+        return self.critic.reduce(self.critic(obs, actions), "mean")
+
     def _explore(self, actions: Tensor, generator: torch.Generator | None = None) -> Tensor:
         noise = torch.randn(actions.shape, generator=generator, device=actions.device)
         return (actions + self.cfg.exploration_noise * noise).clamp(-1.0, 1.0)

@@ -74,8 +74,13 @@ class Logger:
         "wall_time",
     ]
 
+    VALUE_FIELDS = ["step", "q_mean", "return_to_go_mean", "bias", "normalised_bias", "states"]
+    """value_bias.csv: the critic's Q against the evaluation episodes' discounted returns-to-go
+    (`diffpolicy.rl.value_bias`), one row per evaluation."""
+
     def __init__(self, run_dir: Path, resume_step: int | None = None) -> None:
         self.eval = CSVLog(run_dir / "eval.csv", self.EVAL_FIELDS, resume_step)
+        self.value = CSVLog(run_dir / "value_bias.csv", self.VALUE_FIELDS, resume_step)
         self.episodes = CSVLog(
             run_dir / "train_episodes.csv", ["step", "return", "length"], resume_step
         )
@@ -97,6 +102,17 @@ class Logger:
             {
                 "eval/episodic_return": row["return_mean"],
                 "eval/episodic_length": row["length_mean"],
+            },
+        )
+
+    def log_value_bias(self, step: int, row: dict) -> None:
+        self.value.write({"step": step, **row})
+        self._scalars(
+            step,
+            {
+                "eval/q_mean": row["q_mean"],
+                "eval/return_to_go": row["return_to_go_mean"],
+                "eval/normalised_q_bias": row["normalised_bias"],
             },
         )
 

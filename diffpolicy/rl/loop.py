@@ -211,8 +211,14 @@ def _run(cfg: TrainConfig, device: torch.device, env, eval_envs, agent=None) -> 
                     eval_seed = evaluation_seed(cfg.seed, step)
                     gen = torch.Generator(device).manual_seed(eval_seed)
                     result = evaluate(
-                        eval_envs, lambda o, g=gen: agent.act(o, False, g), eval_seed, str(device)
+                        eval_envs,
+                        lambda o, g=gen: agent.act(o, False, g),
+                        eval_seed,
+                        str(device),
+                        value=agent.q_estimate,
+                        gamma=cfg.agent.gamma,
                     )
+                    logger.log_value_bias(step, result.pop("value"))
                     last_eval = result["return_mean"]
                     logger.log_eval({"step": step, **result, "wall_time": time.time()})
                 bar.update(1)
