@@ -79,10 +79,10 @@ def test_controller_settles_at_the_langevin_chains_closed_form():
     assert abs(alpha - 1 / (curvature * target**2)) > 0.1 * alpha
 
 
-def _agent_and_batch(target_std):
+def _agent_and_batch(target_std, **overrides):
     cfg = AgentConfig(
         actor_hidden=(16, 16), critic_hidden=(16, 16), batch_size=32, sampler="langevin",
-        alpha_target_std=target_std, alpha_lr=0.05, alpha_spread_states=16,
+        alpha_target_std=target_std, alpha_lr=0.05, alpha_spread_states=16, **overrides,
     )  # fmt: skip
     torch.manual_seed(0)
     agent = Agent(3, 2, cfg)
@@ -107,6 +107,40 @@ def test_agent_moves_alpha_toward_the_target_and_qsm_uses_it(target_std, directi
     assert direction * (after - before) > 0
     assert metrics["alpha"].item() == pytest.approx(after)
     assert 0 < metrics["action_spread"].item() < 2
+
+
+def test_a_bound_holds_alpha_where_an_unreachable_target_would_run_it_away():
+    """A policy whose spread stays at 0.5 whatever alpha (a chain above its floor) against a
+    target of 0.01: unbounded, alpha grows on every step; bounded, it reaches the bound and
+    stays exactly there."""
+    wide = torch.tensor(0.5)
+    free = AdaptiveTemperature(50.0, 0.01, lr=0.1)
+    bounded = AdaptiveTemperature(50.0, 0.01, lr=0.1, max_alpha=80.0)
+    seen = []
+    for _ in range(200):
+        free.step(wide)
+        seen.append(bounded.step(wide)["alpha"].item())
+    assert free.alpha.item() > 1e6
+    assert max(seen) == pytest.approx(80.0, rel=1e-6) and seen[-1] == pytest.approx(80.0, rel=1e-6)
+    assert seen[0] < 80.0  # it climbs to the bound, not starts there
+    # The bound stores nothing: once the policy is narrower than the target, alpha comes down as
+    # soon as Adam's momentum turns (a few steps), as it would have without the bound.
+    for _ in range(20):
+        bounded.step(torch.tensor(1e-4))
+    assert bounded.alpha.item() < 80.0
+
+
+@pytest.mark.parametrize("max_alpha", [10.0, math.inf, math.nan])
+def test_a_bound_below_the_start_or_not_finite_is_refused(max_alpha):
+    with pytest.raises(ValueError, match="max alpha"):
+        AdaptiveTemperature(50.0, 0.1, max_alpha=max_alpha)
+
+
+def test_the_agent_passes_its_bound_to_the_controller():
+    agent, buffer = _agent_and_batch(1e-3, alpha_max=50.5)
+    for _ in range(5):
+        metrics = agent.update(buffer.sample(32))
+    assert metrics["alpha"].item() == pytest.approx(50.5, rel=1e-6)
 
 
 def test_alpha_and_its_optimiser_survive_a_checkpoint():

@@ -136,6 +136,8 @@ FLAG_CASES = {
     "alpha-target-std-zero": ["--agent.alpha-target-std", "0"],
     "alpha-spread-states-zero": ["--agent.alpha-spread-states", "0"],
     "alpha-control-without-target": ["--agent.alpha-control", "chain"],
+    "alpha-max-without-target": ["--agent.alpha-max", "100"],
+    "alpha-max-below-start": ["--agent.alpha-target-std", "0.1", "--agent.alpha-max", "10"],
     "alpha-control-chain-with-ddim": [
         "--agent.sampler",
         "ddim",

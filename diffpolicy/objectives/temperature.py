@@ -34,15 +34,30 @@ def paired_spread(first: Tensor, second: Tensor) -> Tensor:
 
 
 class AdaptiveTemperature(nn.Module):
-    """log alpha as a parameter with its own Adam; `alpha` is what the QSM loss scales by."""
+    """log alpha as a parameter with its own Adam; `alpha` is what the QSM loss scales by, at most
+    `max_alpha` when one is given."""
 
-    def __init__(self, initial_alpha: float, target_std: float, lr: float = 3e-4) -> None:
+    def __init__(
+        self,
+        initial_alpha: float,
+        target_std: float,
+        lr: float = 3e-4,
+        max_alpha: float | None = None,
+    ) -> None:
         super().__init__()
         if not (math.isfinite(initial_alpha) and initial_alpha > 0):
             raise ValueError(f"initial alpha must be a finite number > 0, got {initial_alpha}")
         if not (math.isfinite(target_std) and target_std > 0):
             raise ValueError(f"target std must be a finite number > 0, got {target_std}")
+        if max_alpha is not None and not (math.isfinite(max_alpha) and max_alpha >= initial_alpha):
+            raise ValueError(
+                f"max alpha must be a finite number >= the initial alpha {initial_alpha}, "
+                f"got {max_alpha}"
+            )
         self.target_std = target_std
+        # A bound for targets the policy cannot reach, where alpha would otherwise grow without
+        # end (a short Langevin chain's spread has a floor: README, Results).
+        self.max_log_alpha = math.log(max_alpha) if max_alpha is not None else None
         self.log_alpha = nn.Parameter(torch.tensor(math.log(initial_alpha)))
         # fused, as the agent's optimisers: no host read of the step count (test_no_host_sync).
         self.optimizer = torch.optim.Adam([self.log_alpha], lr=lr, fused=True)
@@ -59,4 +74,7 @@ class AdaptiveTemperature(nn.Module):
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
+        if self.max_log_alpha is not None:
+            with torch.no_grad():
+                self.log_alpha.clamp_(max=self.max_log_alpha)
         return {"alpha": self.alpha, "action_spread": spread.detach()}

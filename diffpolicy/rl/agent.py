@@ -58,6 +58,10 @@ class AgentConfig:
     depend on alpha, so the chain stays stable whatever alpha. A short chain's spread also
     carries its start, which no temperature removes: below that floor alpha still grows without
     end (the chain tends to a noiseless ascent; README, Results)."""
+    alpha_max: float | None = None
+    """QSM with alpha_target_std: the largest alpha the controller may reach (the coldest
+    policy accepted). A target below what the acting chain can reach drives alpha up without end
+    (README, Results); this holds it at the bound instead. None: unbounded."""
     alpha_lr: float = 3e-4
     """Adam learning rate of log alpha (SAC's)."""
     alpha_spread_states: int = 32
@@ -207,7 +211,7 @@ class Agent(nn.Module):
         """Critic steps taken (the actor steps every `actor_every` of them)."""
         self.ema = EMA(denoiser, cfg.ema_decay) if cfg.ema_decay > 0 else None
         self.temperature = (
-            AdaptiveTemperature(cfg.qsm.alpha, cfg.alpha_target_std, cfg.alpha_lr)
+            AdaptiveTemperature(cfg.qsm.alpha, cfg.alpha_target_std, cfg.alpha_lr, cfg.alpha_max)
             if cfg.alpha_target_std is not None
             else None
         )

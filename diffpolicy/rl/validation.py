@@ -130,6 +130,13 @@ def check_agent_config(cfg: Any) -> None:
         finite_positive(p + "alpha_target_std", cfg.alpha_target_std)
     elif cfg.alpha_control != "loss":
         fail(p + "alpha_control", cfg.alpha_control, "needs alpha_target_std: alpha is fixed")
+    elif cfg.alpha_max is not None:
+        fail(p + "alpha_max", cfg.alpha_max, "needs alpha_target_std: alpha is fixed")
+    if cfg.alpha_max is not None and not (
+        math.isfinite(cfg.alpha_max) and cfg.alpha_max >= cfg.qsm.alpha
+    ):
+        rule = f"must be a finite number >= qsm.alpha ({cfg.qsm.alpha}), where alpha starts"
+        fail(p + "alpha_max", cfg.alpha_max, rule)
     finite_positive(p + "alpha_lr", cfg.alpha_lr)
     at_least(p + "alpha_spread_states", cfg.alpha_spread_states, 1)
     finite_at_least(p + "dql_eta", cfg.dql_eta, 0)

@@ -105,7 +105,7 @@ def _dql(agent: Agent, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
 register_objective(
     "qsm",
     _qsm,
-    options=("alpha_target_std", "alpha_lr", "alpha_spread_states", "alpha_control"),
+    options=("alpha_target_std", "alpha_lr", "alpha_spread_states", "alpha_control", "alpha_max"),
     score_units=_qsm_units,
 )
 register_objective("dql", _dql, options=("dql_eta",), differentiates_sampler=True)
