@@ -136,6 +136,12 @@ def test_a_bound_below_the_start_or_not_finite_is_refused(max_alpha):
         AdaptiveTemperature(50.0, 0.1, max_alpha=max_alpha)
 
 
+def test_a_bound_at_the_start_makes_a_controller_that_can_only_warm():
+    only_warmer = AdaptiveTemperature(50.0, 0.1, lr=0.1, max_alpha=50.0)
+    assert only_warmer.step(torch.tensor(0.5))["alpha"].item() == pytest.approx(50.0)
+    assert only_warmer.step(torch.tensor(1e-3))["alpha"].item() < 50.0
+
+
 def test_the_agent_passes_its_bound_to_the_controller():
     agent, buffer = _agent_and_batch(1e-3, alpha_max=50.5)
     for _ in range(5):
