@@ -7,6 +7,8 @@
     python benchmarks/learning.py run ... --backend ray --address auto
     # only aggregate what is in benchmarks/results
     python benchmarks/learning.py aggregate
+    # the README's per-seed table (default: qsm-best, qsm-reference, sac, crossq at 50k, 100k)
+    python benchmarks/learning.py table
 
 Every run command gets `--env E --steps N --seed K --run-dir D --threads 1 --no-progress`, then
 the method's flags (benchmarks/harness/methods.py), then `--extra` (diffpolicy recipes) or
@@ -51,9 +53,11 @@ import tyro
 from harness import local_backend
 from harness.aggregate import REPORT_STEPS, aggregate_suite
 from harness.collect import write_results
-from harness.launch import Outcome, describe
-from harness.methods import REPO
+from harness.launch import STOPPED_CODES, Outcome, describe
+from harness.methods import METHODS, REPO
 from harness.plan import Sweep, format_plan, plan
+from harness.results import load_suite
+from harness.seed_table import seed_table
 
 
 @dataclass
@@ -85,6 +89,20 @@ class Aggregate:
     """Fixed steps of the summary (each reported where every seed has reached it)."""
 
 
+@dataclass
+class Table:
+    """Print the per-seed table of the README's results: each env x method's seeds at each step,
+    their mean and / SAC, and the mean over envs of / SAC."""
+
+    methods: tuple[str, ...] = ("qsm-best", "qsm-reference", "sac", "crossq")
+    """Rows, in this order, for every env where one of them has results."""
+    steps: tuple[int, ...] = (50_000, 100_000)
+    """Columns: evaluation return at these env steps."""
+    results_root: Path = Path("benchmarks/results")
+    """Holds <suite>/<env>/<method>/seed<k>/eval.csv (relative: from the repository root)."""
+    suite: str = "mujoco"
+
+
 def _store(outcome: Outcome) -> None:
     write_results(outcome.job.result_dir, outcome.files)
     print(describe(outcome), flush=True)
@@ -110,9 +128,12 @@ def run(cfg: Run) -> None:
         if suite_dir.is_dir():
             aggregate_suite(suite_dir, cfg.report_steps)
             print(f"aggregated into {suite_dir}")
-    failed = [o.job.run_dir for o in outcomes if o.returncode not in (None, 0)]
+    failed = [o.job.run_dir for o in outcomes if o.returncode not in (None, 0, *STOPPED_CODES)]
     if failed:
         raise SystemExit(f"{len(failed)} run(s) failed: " + ", ".join(map(str, failed)))
+    stopped = [o.job.run_dir for o in outcomes if o.returncode in STOPPED_CODES]
+    if stopped:
+        raise SystemExit(f"{len(stopped)} run(s) stopped with a checkpoint; run again to continue")
 
 
 def aggregate(cfg: Aggregate) -> None:
@@ -128,16 +149,31 @@ def aggregate(cfg: Aggregate) -> None:
         print(f"{root / suite}: {len(rows)} summary rows")
 
 
+def table(cfg: Table) -> None:
+    if not cfg.methods or not cfg.steps or min(cfg.steps) < 1:
+        raise SystemExit(f"table needs a method and steps >= 1, got {cfg.methods} at {cfg.steps}")
+    unknown = [m for m in cfg.methods if m not in METHODS]
+    if unknown:
+        raise SystemExit(f"unknown method(s) {', '.join(unknown)}; known: {', '.join(METHODS)}")
+    suite_dir = REPO / cfg.results_root / cfg.suite
+    if not suite_dir.is_dir():
+        raise SystemExit(f"no results in {suite_dir}")
+    print(seed_table(load_suite(suite_dir), cfg.methods, cfg.steps))
+
+
 def main() -> None:
     cfg = tyro.cli(
         Annotated[Run, tyro.conf.subcommand("run")]
-        | Annotated[Aggregate, tyro.conf.subcommand("aggregate")],
+        | Annotated[Aggregate, tyro.conf.subcommand("aggregate")]
+        | Annotated[Table, tyro.conf.subcommand("table")],
         description=__doc__,
     )
     if isinstance(cfg, Run):
         run(cfg)
-    else:
+    elif isinstance(cfg, Aggregate):
         aggregate(cfg)
+    else:
+        table(cfg)
 
 
 if __name__ == "__main__":

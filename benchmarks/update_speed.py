@@ -5,12 +5,12 @@
     python benchmarks/update_speed.py --clock cpu --crossq   # + sb3-contrib CrossQ (slow)
     python benchmarks/update_speed.py --clock cpu --critic-width 1024   # + best, wider critics
 
-One torch thread, Hopper-v5 sizes (obs 11, act 3), batch 256, replay buffers of 10k random
-transitions. For each agent: ms per update (drawing the minibatch included) and ms per action at
-batch 1 (numpy observation in, numpy action out, exploration noise included, as the training loop
-acts). The agents are timed in interleaved rounds (SAC, reference, best, SAC, ...) so that load
-from other processes falls on all of them alike; each figure is the median over rounds of the
-mean over one round. Ends with `update ratio best/SAC: X` (ratio of the two medians).
+One torch thread (`--threads N` for more), Hopper-v5 sizes (obs 11, act 3), batch 256, replay
+buffers of 10k random transitions. For each agent: ms per update (drawing the minibatch included)
+and ms per action at batch 1 (numpy observation in, numpy action out, exploration noise included,
+as the training loop acts). The agents are timed in interleaved rounds (SAC, reference, best, SAC,
+...) so that load from other processes falls on all of them alike; each figure is the median over
+rounds of the mean over one round. Ends with `update ratio best/SAC: X` (ratio of the two medians).
 
 `--clock cpu` measures the calling thread's CPU time (time.thread_time) instead of wall time:
 with one torch thread every op runs on that thread, so time the OS gives to other processes is
@@ -56,6 +56,9 @@ class Args:
     """Also time sb3-contrib's CrossQ (1024-wide critics: about 9x SAC's update)."""
     critic_width: int = 0
     """Also time the best preset with critics this wide ("QSM best wN"; 0: skip)."""
+    threads: int = 1
+    """torch threads (intra-op). More than one needs --clock wall: the cpu clock counts only the
+    calling thread's time."""
 
 
 def random_transitions(seed: int = 0) -> dict[str, np.ndarray]:
@@ -160,7 +163,9 @@ def interleaved_medians(
 
 def main() -> None:
     args = tyro.cli(Args, description=__doc__)
-    torch.set_num_threads(1)
+    if args.threads < 1 or (args.threads > 1 and args.clock == "cpu"):
+        raise SystemExit(f"--threads {args.threads}: needs >= 1, and --clock wall when above 1")
+    torch.set_num_threads(args.threads)
     data = random_transitions()
     agents = {
         "SB3 SAC": sac_tasks(data),

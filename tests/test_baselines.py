@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -119,3 +120,17 @@ def test_evaluations_log_the_critics_bias_and_read_the_mean_of_the_critics(sac, 
             q_net[-1].bias.fill_(constant)
     q = callback.q_estimate(torch.randn(4, 3), torch.rand(4, 1) * 2 - 1)
     assert torch.allclose(q, torch.full((4,), 1.0))
+
+
+@pytest.mark.parametrize("flags", [["--threads", "2", "--clock", "cpu"], ["--threads", "0"]])
+def test_update_speed_refuses_threads_its_clock_cannot_count(flags):
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "update_speed.py"), *flags],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1  # SystemExit with a message
+    assert done.stderr.strip().splitlines() == [
+        f"--threads {flags[1]}: needs >= 1, and --clock wall when above 1"
+    ]

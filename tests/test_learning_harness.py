@@ -33,7 +33,8 @@ from harness.aggregate import aggregate_suite  # noqa: E402
 from harness.collect import collect, run_sps  # noqa: E402
 from harness.methods import METHODS, Method, build_command  # noqa: E402
 from harness.plan import Job, Sweep, decide, plan  # noqa: E402
-from harness.results import TAIL_WINDOW  # noqa: E402
+from harness.results import TAIL_WINDOW, load_suite  # noqa: E402
+from harness.seed_table import seed_table  # noqa: E402
 
 EVAL_FIELDS = Logger.EVAL_FIELDS
 
@@ -234,6 +235,49 @@ def test_tail_averages_each_seed_over_the_last_window(tmp_path: Path):
     md = (root / "summary.md").read_text()
     low, high = rows[("tail", 100_000)]["iqm_low"], rows[("tail", 100_000)]["iqm_high"]
     assert f"| 8.0 [{low:.1f}, {high:.1f}] @ 100000 |" in md
+
+
+def test_seed_table_lists_every_seed_and_agrees_with_the_aggregate(tmp_path: Path):
+    root = tmp_path / "mujoco"
+    returns = {
+        ("Hopper-v5", "qsm", 0): {50_000: 100.0, 100_000: 300.0},
+        ("Hopper-v5", "qsm", 1): {50_000: 200.0, 100_000: 500.0},
+        ("Hopper-v5", "qsm", 2): {50_000: 600.0},  # stopped before 100k
+        ("Hopper-v5", "sac", 0): {50_000: 100.0, 100_000: 400.0},
+        ("Hopper-v5", "sac", 1): {50_000: 300.0, 100_000: 400.0},
+        ("Walker2d-v5", "qsm", 0): {50_000: 10.0, 100_000: 60.0},
+        ("Walker2d-v5", "sac", 0): {50_000: 40.0, 100_000: 30.0},
+    }
+    for (env, method, seed), curve in returns.items():
+        write_eval(root / env / method / f"seed{seed}" / "eval.csv", curve)
+    table = seed_table(load_suite(root), ["qsm", "sac", "crossq"], [50_000, 100_000])
+    rows = {tuple(c.strip() for c in line.split("|")[1:3]): line for line in table.splitlines()}
+    # Hopper at 50k: mean 300 / SAC's 200; at 100k two seeds of three, mean 400 / 400
+    assert rows[("Hopper-v5", "qsm")].endswith(
+        "| 100, 200, 600 | 300 | 1.50 | 300, 500 (1 short) | 400 | 1.00 |"
+    )
+    assert rows[("Walker2d-v5", "qsm")].endswith("| 10 | 10 | 0.25 | 60 | 60 | 2.00 |")
+    assert "| Hopper-v5 | crossq | not run |" in table
+    # across envs at 50k: (1.5 + 0.25) / 2; at 100k only Walker2d has every qsm seed
+    mean_row = rows[("mean of / SAC", "qsm")]
+    assert (
+        "| over Hopper-v5, Walker2d-v5 |  | **0.88** | over Walker2d-v5 |  | **2.00** |" in mean_row
+    )
+    assert "| mean of / SAC | crossq | not run |" in table
+    aggregate_suite(root, [50_000])
+    with open(root / "aggregate.csv", newline="") as f:
+        across = {r["method"]: r for r in csv.DictReader(f)}
+    assert float(across["qsm"]["mean_ratio_of_means"]) == pytest.approx(0.875)
+
+
+def test_table_refuses_an_unknown_method_before_reading_anything(tmp_path: Path, capsys):
+    cfg = learning.Table(methods=("qsm-best", "qsm-bset"), results_root=tmp_path / "absent")
+    with pytest.raises(SystemExit, match="unknown method.*qsm-bset"):
+        learning.table(cfg)
+    with pytest.raises(SystemExit, match="steps >= 1"):
+        learning.table(learning.Table(steps=(0,)))
+    learning.table(learning.Table(methods=("sac",), steps=(50_000,)))  # the repository's results
+    assert "| Hopper-v5 | sac |" in capsys.readouterr().out
 
 
 def test_aggregate_files(suite: Path):
@@ -522,6 +566,8 @@ def test_sigterm_to_the_harness_stops_each_run_with_a_checkpoint(tmp_path: Path)
     assert marker.read_text() == "checkpointed"  # the run got SIGTERM and finished its handler
     assert [(o.decision, o.returncode) for o in outcomes] == [("fresh", 143)]
     assert not claim.is_claimed(job.run_dir)
+    assert launch.describe(outcomes[0]).startswith("stopped with a checkpoint (rc=143)")
+    assert launch.describe(outcomes[0]._replace(returncode=1)).startswith("FAILED rc=1")
 
 
 def _kill_when_running(marker: Path) -> None:

@@ -29,6 +29,9 @@ from harness.plan import LAUNCH, Job, decide
 # One BLAS/OpenMP thread per run, as --threads gives torch: two single-thread runs on a 2-core
 # machine gave about 1.4x the throughput of one two-thread run.
 THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+STOPPED_CODES = (128 + signal.SIGINT, 128 + signal.SIGTERM)
+"""Exit statuses of a run that a signal asked to stop: the recipes and sac_baseline.py save a
+checkpoint first, so it is not a failure."""
 
 
 class Outcome(NamedTuple):
@@ -133,5 +136,7 @@ def describe(outcome: Outcome) -> str:
     job, rc = outcome.job, outcome.returncode
     if rc is None:
         return f"[{outcome.decision} now] {job.name}"
+    if rc in STOPPED_CODES:  # the run's own signal handler checkpointed, then exited
+        return f"stopped with a checkpoint (rc={rc}), resumes when run again: {job.name}"
     status = "done" if rc == 0 else f"FAILED rc={rc}"
     return f"{status} ({outcome.decision}): {job.name} (log: {job.run_dir / 'harness.log'})"

@@ -23,7 +23,7 @@ INTRO = (
 )
 
 
-def _step(step: int) -> str:
+def step_label(step: int) -> str:
     return f"{step // 1000}k" if step % 1000 == 0 else str(step)
 
 
@@ -35,7 +35,7 @@ def _cell(value: float, low: float, high: float, digits: int) -> str:
     return f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
-def _table(header: list[str], body: list[list[str]]) -> list[str]:
+def markdown_table(header: list[str], body: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return lines + ["| " + " | ".join(cells) + " |" for cells in body] + [""]
 
@@ -45,8 +45,10 @@ def _suite_section(suite_rows: list[dict]) -> list[str]:
         return []
     steps = sorted({r["step"] for r in suite_rows})
     header = ["method", "envs", "seeds per env"]
-    header += [f"IQM at {_step(s)}" for s in steps] + [f"P(> SAC) at {_step(s)}" for s in steps]
-    header += [f"mean / SAC's at {_step(s)}" for s in steps]
+    header += [f"IQM at {step_label(s)}" for s in steps] + [
+        f"P(> SAC) at {step_label(s)}" for s in steps
+    ]
+    header += [f"mean / SAC's at {step_label(s)}" for s in steps]
     body = []
     for method in sorted({r["method"] for r in suite_rows}):
         mine = {r["step"]: r for r in suite_rows if r["method"] == method}
@@ -67,13 +69,13 @@ def _suite_section(suite_rows: list[dict]) -> list[str]:
         "mean / SAC's: each env's mean return over every seed divided by SAC's, averaged over "
         "the envs that count."
     )
-    return ["## All environments, normalised by SAC", "", intro, ""] + _table(header, body)
+    return ["## All environments, normalised by SAC", "", intro, ""] + markdown_table(header, body)
 
 
 def _env_section(env: str, groups: list[Group], rows: list[dict]) -> list[str]:
     fixed = sorted({r["step"] for r in rows if r["point"] == "fixed"})
     compared = any(g.method == BASELINE for g in groups)
-    header = ["method", "seeds", *map(_step, fixed), "last common step"]
+    header = ["method", "seeds", *map(step_label, fixed), "last common step"]
     header += [f"mean of the last {TAIL_WINDOW // 1000}k"] + ["P(> SAC) at the last"] * compared
     body = []
     for g in groups:
@@ -91,7 +93,7 @@ def _env_section(env: str, groups: list[Group], rows: list[dict]) -> list[str]:
             better = _cell(r["p_over_sac"], r["p_low"], r["p_high"], 2)
             cells.append(better and f"{better} @ {r['step']}")
         body.append(cells)
-    return [f"## {env}", ""] + _table(header, body)
+    return [f"## {env}", ""] + markdown_table(header, body)
 
 
 def _speed_section(groups: Sequence[Group]) -> list[str]:
@@ -111,7 +113,7 @@ def _speed_section(groups: Sequence[Group]) -> list[str]:
         spread = "" if math.isnan(std) else f" ± {std:.1f}"
         body.append([g.env, g.method, str(len(g.sps)), f"{mean:.1f}{spread}", ratio])
     header = ["env", "method", "runs", "steps/s", "/ SAC"]
-    return ["## Whole-loop speed", "", intro, ""] + _table(header, body)
+    return ["## Whole-loop speed", "", intro, ""] + markdown_table(header, body)
 
 
 def write_markdown(
