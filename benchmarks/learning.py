@@ -101,6 +101,7 @@ class Table:
     results_root: Path = Path("benchmarks/results")
     """Holds <suite>/<env>/<method>/seed<k>/eval.csv (relative: from the repository root)."""
     suite: str = "mujoco"
+    """The suite's folder under results_root."""
 
 
 def _store(outcome: Outcome) -> None:
