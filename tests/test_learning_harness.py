@@ -8,6 +8,7 @@ import csv
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -470,6 +471,25 @@ def test_a_claim_excludes_other_processes_until_its_holder_dies(tmp_path: Path):
     assert lock is not None and claim.is_claimed(run_dir)
     lock.release()
     assert not claim.is_claimed(run_dir)
+
+
+@pytest.mark.parametrize(
+    ("codes", "message"),
+    [((0, 143), "1 run(s) stopped with a checkpoint"), ((143, 1), "1 run(s) failed")],
+)
+def test_run_tells_a_stopped_run_from_a_failed_one(tmp_path: Path, monkeypatch, codes, message):
+    cfg = learning.Run(
+        runs_root=tmp_path / "runs", results_root=tmp_path / "res", seeds=(0, 1), methods=("sac",)
+    )
+    jobs = [job for job, _ in plan(cfg)]
+
+    def execute(jobs, max_jobs, on_outcome):
+        return [launch.Outcome(job, "fresh", rc, {}) for job, rc in zip(jobs, codes, strict=True)]
+
+    monkeypatch.setattr(local_backend, "execute", execute)
+    assert len(jobs) == 2
+    with pytest.raises(SystemExit, match=re.escape(message)):
+        learning.run(cfg)
 
 
 def test_jobs_are_decided_again_at_launch(tmp_path: Path, monkeypatch):
