@@ -4,6 +4,7 @@
     python benchmarks/update_speed.py --rounds 5 --seconds 3
     python benchmarks/update_speed.py --clock cpu --crossq   # + sb3-contrib CrossQ (slow)
     python benchmarks/update_speed.py --clock cpu --critic-width 1024   # + best, wider critics
+    python benchmarks/update_speed.py --device cuda   # every agent on the GPU (wall clock)
 
 One torch thread (`--threads N` for more), Hopper-v5 sizes (obs 11, act 3), batch 256, replay
 buffers of 10k random transitions. For each agent: ms per update (drawing the minibatch included)
@@ -39,6 +40,7 @@ import tyro
 
 import diffpolicy.rl
 from diffpolicy.rl.presets import qsm_best, qsm_fast, qsm_langevin_t3, qsm_reference
+from diffpolicy.rl.validation import ConfigError, check_device
 
 OBS_DIM, ACT_DIM, BATCH, FILL = 11, 3, 256, 10_000
 K = TypeVar("K")
@@ -59,6 +61,9 @@ class Args:
     threads: int = 1
     """torch threads (intra-op). More than one needs --clock wall: the cpu clock counts only the
     calling thread's time."""
+    device: str = "cpu"
+    """torch device of every agent, SAC's too ("cuda": on the GPU; needs --clock wall). Each
+    timing waits for the device's queued work before it reads the clock."""
 
 
 def random_transitions(seed: int = 0) -> dict[str, np.ndarray]:
@@ -72,13 +77,13 @@ def random_transitions(seed: int = 0) -> dict[str, np.ndarray]:
     }
 
 
-def qsm_tasks(cfg, data, rl=None) -> dict[str, Callable[[], object]]:
+def qsm_tasks(cfg, data, rl=None, device: str = "cpu") -> dict[str, Callable[[], object]]:
     """Update and act of an agent built from `cfg` by `rl` (default `diffpolicy.rl`; another
-    version of the package for `compare_revisions.py`)."""
+    version of the package for `compare_revisions.py`), on `device`."""
     rl = rl or diffpolicy.rl
     torch.manual_seed(0)
-    agent = rl.Agent(OBS_DIM, ACT_DIM, cfg)
-    buffer = rl.ReplayBuffer(OBS_DIM, ACT_DIM, FILL)
+    agent = rl.Agent(OBS_DIM, ACT_DIM, cfg).to(device)
+    buffer = rl.ReplayBuffer(OBS_DIM, ACT_DIM, FILL, device)
     for i in range(FILL):
         buffer.add(
             data["obs"][i],
@@ -89,13 +94,15 @@ def qsm_tasks(cfg, data, rl=None) -> dict[str, Callable[[], object]]:
             False,
         )
     obs = data["obs"][0]
-    return {
-        "update": lambda: agent.update(buffer.sample(BATCH)),
-        "act": lambda: agent.act(torch.as_tensor(obs).unsqueeze(0), explore=True)[0].numpy(),
-    }
+
+    def act():
+        obs_t = torch.as_tensor(obs, device=device).unsqueeze(0)
+        return agent.act(obs_t, explore=True)[0].cpu().numpy()
+
+    return {"update": lambda: agent.update(buffer.sample(BATCH)), "act": act}
 
 
-def sac_tasks(data, algo: str = "sac") -> dict[str, Callable[[], object]]:
+def sac_tasks(data, algo: str = "sac", device: str = "cpu") -> dict[str, Callable[[], object]]:
     """SB3 SAC, or (algo "crossq") sb3-contrib's CrossQ, each with its own defaults."""
     import gymnasium as gym
     from stable_baselines3 import SAC
@@ -108,7 +115,7 @@ def sac_tasks(data, algo: str = "sac") -> dict[str, Callable[[], object]]:
         observation_space = gym.spaces.Box(-np.inf, np.inf, (OBS_DIM,), np.float32)
         action_space = gym.spaces.Box(-1.0, 1.0, (ACT_DIM,), np.float32)
 
-    model = SAC("MlpPolicy", Spaces(), buffer_size=FILL, seed=0, device="cpu")
+    model = SAC("MlpPolicy", Spaces(), buffer_size=FILL, seed=0, device=device)
     model.set_logger(Logger(folder=None, output_formats=[]))
     for i in range(FILL):
         s = slice(i, i + 1)
@@ -130,14 +137,22 @@ def sac_tasks(data, algo: str = "sac") -> dict[str, Callable[[], object]]:
 CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time}
 
 
+def wait_for_gpu() -> None:
+    """Wait for the GPU's queued work (no-op on CPU), so a wall-clock reading counts it."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
 def mean_ms(fn: Callable[[], object], seconds: float, clock: str = "wall") -> float:
     """Mean ms per call, by `clock` ("wall" or "cpu"), over at least `seconds` of wall time (and
     at least 3 calls)."""
     read = CLOCKS[clock]
+    wait_for_gpu()
     calls, start, begin = 0, time.perf_counter(), read()
     while calls < 3 or time.perf_counter() - start < seconds:
         fn()
         calls += 1
+    wait_for_gpu()
     return (read() - begin) / calls * 1e3
 
 
@@ -165,27 +180,36 @@ def main() -> None:
     args = tyro.cli(Args, description=__doc__)
     if args.threads < 1 or (args.threads > 1 and args.clock == "cpu"):
         raise SystemExit(f"--threads {args.threads}: needs >= 1, and --clock wall when above 1")
+    if args.device != "cpu" and args.clock == "cpu":
+        raise SystemExit(
+            f"--device {args.device}: needs --clock wall (the cpu clock misses GPU time)"
+        )
+    try:
+        device = check_device(args.device)
+    except ConfigError as err:
+        raise SystemExit(str(err)) from None
     torch.set_num_threads(args.threads)
     data = random_transitions()
+    dev = str(device)
     agents = {
-        "SB3 SAC": sac_tasks(data),
-        "QSM reference": qsm_tasks(qsm_reference().agent, data),
-        "QSM langevin-t3": qsm_tasks(qsm_langevin_t3().agent, data),
-        "QSM best": qsm_tasks(qsm_best().agent, data),
-        "QSM fast": qsm_tasks(qsm_fast().agent, data),
+        "SB3 SAC": sac_tasks(data, device=dev),
+        "QSM reference": qsm_tasks(qsm_reference().agent, data, device=dev),
+        "QSM langevin-t3": qsm_tasks(qsm_langevin_t3().agent, data, device=dev),
+        "QSM best": qsm_tasks(qsm_best().agent, data, device=dev),
+        "QSM fast": qsm_tasks(qsm_fast().agent, data, device=dev),
     }
     if args.critic_width:
         best = qsm_best().agent
         wide = dataclasses.replace(
             best, critic_hidden=(args.critic_width,) * len(best.critic_hidden)
         )
-        agents[f"QSM best w{args.critic_width}"] = qsm_tasks(wide, data)
+        agents[f"QSM best w{args.critic_width}"] = qsm_tasks(wide, data, device=dev)
     if args.crossq:
-        agents["sb3c CrossQ"] = sac_tasks(data, "crossq")
+        agents["sb3c CrossQ"] = sac_tasks(data, "crossq", device=dev)
     every_task = {(a, k): fn for a, tasks in agents.items() for k, fn in tasks.items()}
     median = interleaved_medians(every_task, args.rounds, args.seconds, args.clock, progress=True)
     sac_update, sac_act = median["SB3 SAC", "update"], median["SB3 SAC", "act"]
-    print(f"\n{args.clock} clock")
+    print(f"\n{args.clock} clock, {dev}")
     print(f"{'agent':<16}{'update ms':>11}{'/ SAC':>8}{'act ms':>10}{'/ SAC':>8}")
     for a in agents:
         u, act = median[a, "update"], median[a, "act"]

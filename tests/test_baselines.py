@@ -134,3 +134,25 @@ def test_update_speed_refuses_threads_its_clock_cannot_count(flags):
     assert done.stderr.strip().splitlines() == [
         f"--threads {flags[1]}: needs >= 1, and --clock wall when above 1"
     ]
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--device", "tpu"], "device = 'tpu': not a torch device (cpu, cuda, cuda:N or mps)"),
+        (["--device", "meta"], "device = 'meta': must be cpu, cuda, cuda:N or mps"),
+        (
+            ["--device", "cuda", "--clock", "cpu"],
+            "--device cuda: needs --clock wall (the cpu clock misses GPU time)",
+        ),
+    ],
+)
+def test_update_speed_refuses_a_device_it_cannot_time_on(flags, message):
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "update_speed.py"), *flags],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [message]

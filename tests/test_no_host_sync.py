@@ -60,8 +60,8 @@ def test_the_guard_catches_a_host_read():
         int(torch.tensor(3))
 
 
-def _buffer() -> ReplayBuffer:
-    buffer = ReplayBuffer(3, 2, 32)
+def _buffer(device: str = "cpu") -> ReplayBuffer:
+    buffer = ReplayBuffer(3, 2, 32, device)
     g = torch.Generator().manual_seed(0)
     for i in range(32):
         obs, next_obs = torch.randn(3, generator=g), torch.randn(3, generator=g)
@@ -110,3 +110,26 @@ def test_bc_loss_makes_no_host_read(prediction):
     with host_reads_raise():
         loss, _ = bc_loss(lambda a_t, t, obs: a_t, schedule, None, actions, prediction)
     assert loss.shape == ()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("name", CONFIGS)
+def test_update_and_acting_make_no_cuda_sync(name):
+    """On a GPU, torch itself reports every synchronisation (implicit ones too: a boolean mask, a
+    nonzero, a copy to the host), which the guard above cannot see."""
+    torch.manual_seed(0)
+    agent = Agent(3, 2, CONFIGS[name]).to("cuda")
+    buffer = _buffer("cuda")
+    obs = torch.randn(4, 3, device="cuda")
+    agent.update(buffer.sample(8))  # the first calls initialise CUDA libraries, which may sync
+    agent.act(obs, explore=True)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for _ in range(3):
+            metrics = agent.update(buffer.sample(8))
+        agent.act(obs, explore=True)
+        agent.act(obs, explore=False)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert all(torch.isfinite(torch.as_tensor(v)).all() for v in metrics.values())

@@ -34,8 +34,11 @@ def td_loss(
         if target_subset is not None:
             if not 1 <= target_subset <= q_next.shape[0]:
                 raise ValueError(f"target_subset must lie in [1, {q_next.shape[0]}]")
-            pick = torch.randperm(q_next.shape[0], generator=generator)[:target_subset]
-            q_next = q_next[pick.to(q_next.device)]
+            # Drawn on the critics' device unless a generator says otherwise: a host-side draw
+            # copied to a GPU would make every update wait for it.
+            device = q_next.device if generator is None else generator.device
+            pick = torch.randperm(q_next.shape[0], generator=generator, device=device)
+            q_next = q_next[pick[:target_subset].to(q_next.device)]
         target = rewards + gamma * (1.0 - terminated.to(rewards.dtype)) * q_next.min(dim=0).values
     q = critic(obs, actions)  # (members, batch)
     loss = (q - target.unsqueeze(0)).pow(2).mean(dim=1).sum()

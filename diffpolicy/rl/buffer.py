@@ -72,12 +72,17 @@ class ReplayBuffer:
         return row
 
     def sample(self, batch_size: int, generator: torch.Generator | None = None) -> Batch:
-        """Uniform sample with replacement; the generator must live on the CPU."""
+        """Uniform sample with replacement. The indices are drawn on the buffer's device (torch's
+        global generator for that device), or on `generator`'s device when one is given. Drawing
+        them on a GPU buffer's own device keeps the update free of a host-to-device copy, which
+        would wait for the GPU."""
         if self.size == 0:
             raise RuntimeError("cannot sample from an empty replay buffer")
         if batch_size < 1:
             raise ValueError(f"ReplayBuffer.sample: batch_size must be >= 1, got {batch_size}")
-        idx = torch.randint(self.size, (batch_size,), generator=generator).to(self.device)
+        device = self.device if generator is None else generator.device
+        idx = torch.randint(self.size, (batch_size,), generator=generator, device=device)
+        idx = idx.to(self.device)
         return Batch(*(getattr(self, name)[idx] for name in self.FIELDS))
 
     def storage(self) -> dict[str, Tensor]:
