@@ -102,8 +102,11 @@ def _speed_section(groups: Sequence[Group]) -> list[str]:
         return []
     intro = (
         "Env steps per second over the logged windows after warm-up (evaluation included), "
-        "one torch thread per run, runs sharing the machine as launched by the harness; "
-        "mean ± std over seeds, and the ratio to SAC's mean on the same env."
+        "one torch thread per run unless launched with --threads, runs sharing the machine as "
+        "launched by the harness; mean ± std over seeds, and the ratio to SAC's mean on the same "
+        "env. The ratio is side by side only where the runs shared one machine at one time: "
+        "results gathered over several sessions mix machines and loads. "
+        "benchmarks/update_speed.py times the agents side by side in one process."
     )
     body = []
     for g in speed:
