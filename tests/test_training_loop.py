@@ -94,9 +94,7 @@ def test_every_evaluation_logs_the_critics_bias(uninterrupted: Path):
     for r in rows:
         assert int(r["states"]) > 0  # tiny Hopper policies fall: terminated episodes count whole
         q, g = float(r["q_mean"]), float(r["return_to_go_mean"])
-        # Not the sign of g: a tiny policy that falls backwards earns less than Hopper's 1 a step
-        # for staying up (a CUDA run of this test saw -2.8). The sums are test_value_bias.py's.
-        assert np.isfinite(q) and np.isfinite(g) and g != 0.0
+        assert np.isfinite(q) and g > 0  # Hopper pays about 1 a step for staying up
         assert float(r["bias"]) == pytest.approx(q - g)
 
 
