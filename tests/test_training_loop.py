@@ -4,6 +4,7 @@ signals, and clear errors that overwrite nothing."""
 from __future__ import annotations
 
 import csv
+import importlib
 import math
 import os
 import signal
@@ -96,6 +97,39 @@ def test_every_evaluation_logs_the_critics_bias(uninterrupted: Path):
         q, g = float(r["q_mean"]), float(r["return_to_go_mean"])
         assert np.isfinite(q) and g > 0  # Hopper pays about 1 a step for staying up
         assert float(r["bias"]) == pytest.approx(q - g)
+
+
+def test_logged_bias_is_the_discounted_tail_of_the_evaluated_rewards(tmp_path: Path, monkeypatch):
+    """Whatever trajectory a device produces: value_bias.csv's return-to-go is the discounted sum,
+    at the agent's gamma, of the very rewards eval.csv's returns add up, and its q the critic's."""
+    # diffpolicy.rl re-exports the function `evaluate` under the module's name.
+    evaluate_module = importlib.import_module("diffpolicy.rl.evaluate")
+    value_bias = evaluate_module.value_bias
+    calls = []
+
+    def spy(value, episodes, gamma, device="cpu"):
+        result = value_bias(value, episodes, gamma, device)
+        calls.append((episodes, gamma, result))
+        return result
+
+    monkeypatch.setattr(evaluate_module, "value_bias", spy)
+    cfg = tiny(tmp_path / "run")
+    run = train(cfg)
+    evals, logged = read_csv(run / "eval.csv"), read_csv(run / "value_bias.csv")
+    assert len(calls) == len(evals) == len(logged) == 2
+    horizon = math.ceil(math.log(0.01) / math.log(cfg.agent.gamma))
+    for (episodes, gamma, result), ev, row in zip(calls, evals, logged, strict=True):
+        assert gamma == cfg.agent.gamma
+        totals = [float(np.sum(rewards)) for _, _, rewards, _ in episodes]
+        assert float(ev["return_mean"]) == pytest.approx(np.mean(totals), rel=1e-9, abs=1e-9)
+        tails = []
+        for _, _, rewards, terminated in episodes:
+            n = len(rewards) if terminated else max(0, len(rewards) - horizon)
+            weights = gamma ** np.arange(len(rewards))
+            tails += [float(np.dot(weights[: len(rewards) - t], rewards[t:])) for t in range(n)]
+        assert int(row["states"]) == len(tails) > 0
+        assert float(row["return_to_go_mean"]) == pytest.approx(np.mean(tails), rel=1e-9)
+        assert float(row["q_mean"]) == pytest.approx(result["q_mean"], rel=1e-6)
 
 
 def test_same_seed_same_evaluation_returns(uninterrupted: Path, tmp_path: Path):
