@@ -21,7 +21,8 @@ waits for.
 
 Agents: SB3 SAC with its defaults (256x256 networks), the QSM reference preset
 (`presets.qsm_reference`, 512x512, DDPM K = 5), the Langevin preset with the reference's critic
-(`presets.qsm_langevin_t3`), the best preset (`presets.qsm_best`, the same actor on CrossQ's
+(`presets.qsm_langevin_t3`), the same with LayerNorm critics and CrossQ's Adam
+(`presets.qsm_polyak_ln`), the best preset (`presets.qsm_best`, the same actor on CrossQ's
 critic) and the fast preset (`presets.qsm_fast`: the best with 1 target step and policy delay 3).
 """
 
@@ -39,7 +40,13 @@ import torch
 import tyro
 
 import diffpolicy.rl
-from diffpolicy.rl.presets import qsm_best, qsm_fast, qsm_langevin_t3, qsm_reference
+from diffpolicy.rl.presets import (
+    qsm_best,
+    qsm_fast,
+    qsm_langevin_t3,
+    qsm_polyak_ln,
+    qsm_reference,
+)
 from diffpolicy.rl.validation import ConfigError, check_device
 
 OBS_DIM, ACT_DIM, BATCH, FILL = 11, 3, 256, 10_000
@@ -195,6 +202,7 @@ def main() -> None:
         "SB3 SAC": sac_tasks(data, device=dev),
         "QSM reference": qsm_tasks(qsm_reference().agent, data, device=dev),
         "QSM langevin-t3": qsm_tasks(qsm_langevin_t3().agent, data, device=dev),
+        "QSM polyak-ln": qsm_tasks(qsm_polyak_ln().agent, data, device=dev),
         "QSM best": qsm_tasks(qsm_best().agent, data, device=dev),
         "QSM fast": qsm_tasks(qsm_fast().agent, data, device=dev),
     }
@@ -219,6 +227,7 @@ def main() -> None:
     t3 = median["QSM langevin-t3", "update"]
     print(f"update ratio langevin-t3/SAC: {t3 / sac_update:.2f}")
     print(f"update ratio fast/SAC: {median['QSM fast', 'update'] / sac_update:.2f}")
+    print(f"update ratio polyak-ln/SAC: {median['QSM polyak-ln', 'update'] / sac_update:.2f}")
 
 
 if __name__ == "__main__":

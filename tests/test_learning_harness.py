@@ -401,6 +401,16 @@ def test_the_fast_preset_is_what_its_harness_method_ran():
     assert preset.agent.target_sampler_steps == 1 and preset.agent.actor_every == 3
 
 
+def test_the_polyak_ln_preset_is_what_its_harness_method_ran():
+    flags = list(METHODS["qsm-polyak-ln-crossq-adam"].flags)
+    method, _ = parse_with_preset(MUJOCO_PRESETS, "best", "Hopper-v5", args=flags)
+    preset, _ = parse_with_preset(
+        MUJOCO_PRESETS, "best", "Hopper-v5", args=["--preset", "polyak-ln"]
+    )
+    assert method.agent == preset.agent
+    assert preset.agent.critic_layer_norm and preset.agent.critic_target_network
+
+
 def test_plan_checks_suite_and_method(tmp_path: Path):
     base = {"runs_root": tmp_path / "runs", "results_root": tmp_path / "res", "seeds": (0,)}
     with pytest.raises(ValueError, match="suite"):

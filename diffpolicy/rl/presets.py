@@ -49,6 +49,18 @@ def qsm_best(env: str = "Hopper-v5") -> TrainConfig:
     return dataclasses.replace(cfg, agent=agent)
 
 
+def qsm_polyak_ln(env: str = "Hopper-v5") -> TrainConfig:
+    """The `qsm_langevin_t3` actor and twin-Q Polyak critic with LayerNorm after each critic
+    hidden layer and CrossQ's Adam for the critics (lr 1e-3, betas (0.5, 0.999)): the critic on
+    which QSM learned Hopper-v5 and Walker2d-v5 best, but HalfCheetah-v5 worse than `qsm_best`
+    (README, "The Polyak critic with LayerNorm"). Harness method `qsm-polyak-ln-crossq-adam`."""
+    cfg = qsm_langevin_t3(env)
+    agent = dataclasses.replace(
+        cfg.agent, critic_layer_norm=True, critic_betas=(0.5, 0.999), critic_lr=1e-3
+    )
+    return dataclasses.replace(cfg, agent=agent)
+
+
 def qsm_fast(env: str = "Hopper-v5") -> TrainConfig:
     """`qsm_best` at about SB3 SAC's cost per update (README, "Training speed"): 1 Langevin step
     for the critic's target actions instead of 3, and an actor step every 3rd critic step
@@ -79,6 +91,7 @@ MUJOCO_PRESETS = {
     "best": qsm_best,
     "fast": qsm_fast,
     "langevin-t3": qsm_langevin_t3,
+    "polyak-ln": qsm_polyak_ln,
     "reference": qsm_reference,
 }
 """The presets `recipes/qsm_mujoco.py --preset NAME` starts from."""
