@@ -1,14 +1,16 @@
-"""What the best preset's update would cost with fewer target steps and a policy delay, against
-SB3 SAC, side by side in one process (issue 13: which algorithm switches could reach SAC's cost).
+"""What the CrossQ-critic preset's update would cost with fewer target steps and a policy
+delay, against SB3 SAC, side by side in one process (issue 13: which algorithm switches could
+reach SAC's cost).
 
     python benchmarks/algorithm_speed.py --clock cpu     # about 1 minute
 
 The same setting as `update_speed.py` (one torch thread, Hopper-v5 sizes, batch 256, interleaved
-rounds, medians): the best preset (`presets.qsm_best`: 3 Langevin steps for the critic's target
-actions, an actor step every update) and the same agent with `target_sampler_steps` 1 (t1)
-and `actor_every` 2 or 3 (d2, d3: CrossQ's policy delay is 3). Per-update time with a policy
-delay is the mean over updates, so it averages updates with and without an actor step.
-These are costs only: what each switch does to returns is in the README (Results).
+rounds, medians): the CrossQ-critic preset (`presets.qsm_crossq_critic`, "cq": the best preset
+when this was measured; 3 Langevin steps for the critic's target actions, an actor step every
+update) and the same agent with `target_sampler_steps` 1 (t1) and `actor_every` 2 or 3 (d2, d3:
+CrossQ's policy delay is 3). Per-update time with a policy delay is the mean over updates, so it
+averages updates with and without an actor step. These are costs only: what each switch does to
+returns is in the README (Results).
 """
 
 from __future__ import annotations
@@ -21,15 +23,15 @@ import torch
 import tyro
 from update_speed import interleaved_medians, qsm_tasks, random_transitions, sac_tasks
 
-from diffpolicy.rl.presets import qsm_best
+from diffpolicy.rl.presets import qsm_crossq_critic
 
 SWITCHES = {
-    "best": {},
-    "best t1": {"target_sampler_steps": 1},
-    "best d2": {"actor_every": 2},
-    "best d3": {"actor_every": 3},
-    "best t1 d2": {"target_sampler_steps": 1, "actor_every": 2},
-    "best t1 d3": {"target_sampler_steps": 1, "actor_every": 3},
+    "cq": {},
+    "cq t1": {"target_sampler_steps": 1},
+    "cq d2": {"actor_every": 2},
+    "cq d3": {"actor_every": 3},
+    "cq t1 d2": {"target_sampler_steps": 1, "actor_every": 2},
+    "cq t1 d3": {"target_sampler_steps": 1, "actor_every": 3},
 }
 
 
@@ -47,10 +49,10 @@ def main() -> None:
     args = tyro.cli(Args, description=__doc__)
     torch.set_num_threads(1)
     data = random_transitions()
-    best = qsm_best().agent
+    base = qsm_crossq_critic().agent
     updates = {"SB3 SAC": sac_tasks(data)["update"]}
     for name, changes in SWITCHES.items():
-        updates[name] = qsm_tasks(dataclasses.replace(best, **changes), data)["update"]
+        updates[name] = qsm_tasks(dataclasses.replace(base, **changes), data)["update"]
     median = interleaved_medians(updates, args.rounds, args.seconds, args.clock)
     sac = median["SB3 SAC"]
     print(f"\n{args.clock} clock\n{'agent':<14}{'update ms':>10}{'/ SAC':>8}")

@@ -34,8 +34,9 @@ WIDE = {"actor_hidden": (256, 256), "critic_hidden": (256, 256)}
 CONFIGS = {
     "reference (512, DDPM K=5)": {},
     "Langevin variant (256, 10 steps)": {**WIDE, "sampler": "langevin"},
-    # presets.qsm_best's fields, spelled out so that a base revision without presets builds it.
-    "best preset (CrossQ critic)": {
+    # presets.qsm_crossq_critic's fields (the best preset until issue 14's 100k confirmation),
+    # spelled out so that a base revision without presets builds it.
+    "CrossQ-critic preset": {
         **WIDE,
         "sampler": "langevin",
         "target_sampler_steps": 3,
@@ -47,7 +48,7 @@ CONFIGS = {
 }
 NEW_ONLY = {  # fields the base revision may lack, with the values that keep its behaviour
     "Langevin variant (256, 10 steps)": {"langevin_score": "schedule"},
-    "best preset (CrossQ critic)": {"langevin_score": "schedule"},
+    "CrossQ-critic preset": {"langevin_score": "schedule"},
 }
 
 
@@ -60,7 +61,7 @@ class Args:
     clock: Literal["wall", "cpu"] = "wall"
     """wall, or this thread's CPU time (update_speed.py's --clock)."""
     only: str = ""
-    """Time only the agents whose name contains this text (e.g. "best")."""
+    """Time only the agents whose name contains this text (e.g. "CrossQ")."""
 
 
 def import_revision(rev: str, into: Path):

@@ -29,7 +29,9 @@ ACTIVATION_OPS = ("mish", "sigmoid", "silu", "relu", "rsub", "MishFunction")
 
 @dataclass
 class Args:
-    preset: Literal["best", "fast", "langevin-t3", "reference"] = "best"
+    preset: Literal["best", "crossq-critic", "fast", "langevin-t3", "polyak-ln", "reference"] = (
+        "best"
+    )
     updates: int = 30
     """Updates profiled (after 10 warm-up updates)."""
     top: int = 12

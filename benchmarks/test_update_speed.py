@@ -11,8 +11,9 @@ group's fastest in parentheses):
   QSM: `Agent(11, 3, AgentConfig(diffusion_steps=K)).update(buffer.sample(256))` (critic TD step
   with K-step sampled next actions, QSM actor step, target update; defaults otherwise, 512x512
   networks). "qsm-w256-langevin": 256x256 networks, next actions and acting by 10 Langevin
-  steps (AgentConfig(sampler="langevin")); "qsm-best": `presets.qsm_best()` (the same with 3
-  Langevin steps for the next actions).
+  steps (AgentConfig(sampler="langevin")); "qsm-crossq-critic": `presets.qsm_crossq_critic()`
+  (the same with 3 Langevin steps for the next actions, on CrossQ's critic); "qsm-best":
+  `presets.qsm_best()` (the same actor on twin LayerNorm critics with Polyak targets).
   SAC: `model.train(gradient_steps=1, batch_size=256)` of SB3's default SAC (256x256 networks,
   actor, critics and entropy coefficient).
 - "act": one acting step at batch 1 as the training loops take it, from a numpy observation to an
@@ -30,7 +31,7 @@ import torch
 from update_speed import random_transitions
 
 from diffpolicy.rl import Agent, AgentConfig, ReplayBuffer
-from diffpolicy.rl.presets import qsm_best
+from diffpolicy.rl.presets import qsm_best, qsm_crossq_critic
 
 torch.set_num_threads(1)
 
@@ -41,6 +42,7 @@ QSM_CONFIGS = {
     "qsm-w256-langevin": AgentConfig(
         actor_hidden=(256, 256), critic_hidden=(256, 256), sampler="langevin"
     ),
+    "qsm-crossq-critic": qsm_crossq_critic().agent,
     "qsm-best": qsm_best().agent,
 }
 

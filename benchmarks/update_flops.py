@@ -34,10 +34,11 @@ from diffpolicy.rl.presets import MUJOCO_PRESETS as PRESETS
 
 @dataclass
 class Args:
-    presets: tuple[Literal["reference", "langevin-t3", "best"], ...] = (
+    presets: tuple[Literal["reference", "langevin-t3", "best", "crossq-critic"], ...] = (
         "reference",
         "langevin-t3",
         "best",
+        "crossq-critic",
     )
     repeats: int = 30
     """Timed repetitions (the median is reported)."""

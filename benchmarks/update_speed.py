@@ -3,7 +3,7 @@
     python benchmarks/update_speed.py            # about 2 minutes
     python benchmarks/update_speed.py --rounds 5 --seconds 3
     python benchmarks/update_speed.py --clock cpu --crossq   # + sb3-contrib CrossQ (slow)
-    python benchmarks/update_speed.py --clock cpu --critic-width 1024   # + best, wider critics
+    python benchmarks/update_speed.py --clock cpu --critic-width 1024   # + crossq-critic, wider
     python benchmarks/update_speed.py --device cuda   # every agent on the GPU (wall clock)
 
 One torch thread (`--threads N` for more), Hopper-v5 sizes (obs 11, act 3), batch 256, replay
@@ -21,9 +21,10 @@ waits for.
 
 Agents: SB3 SAC with its defaults (256x256 networks), the QSM reference preset
 (`presets.qsm_reference`, 512x512, DDPM K = 5), the Langevin preset with the reference's critic
-(`presets.qsm_langevin_t3`), the same with LayerNorm critics and CrossQ's Adam
-(`presets.qsm_polyak_ln`), the best preset (`presets.qsm_best`, the same actor on CrossQ's
-critic) and the fast preset (`presets.qsm_fast`: the best with 1 target step and policy delay 3).
+(`presets.qsm_langevin_t3`), the best preset (`presets.qsm_best`: the same with LayerNorm
+critics and CrossQ's Adam), the same actor on CrossQ's critic (`presets.qsm_crossq_critic`, the
+best preset until issue 14's 100k confirmation) and the fast preset (`presets.qsm_fast`: the
+CrossQ-critic preset with 1 target step and policy delay 3).
 """
 
 from __future__ import annotations
@@ -42,9 +43,9 @@ import tyro
 import diffpolicy.rl
 from diffpolicy.rl.presets import (
     qsm_best,
+    qsm_crossq_critic,
     qsm_fast,
     qsm_langevin_t3,
-    qsm_polyak_ln,
     qsm_reference,
 )
 from diffpolicy.rl.validation import ConfigError, check_device
@@ -64,7 +65,7 @@ class Args:
     crossq: bool = False
     """Also time sb3-contrib's CrossQ (1024-wide critics: about 9x SAC's update)."""
     critic_width: int = 0
-    """Also time the best preset with critics this wide ("QSM best wN"; 0: skip)."""
+    """Also time the CrossQ-critic preset with critics this wide (0: skip)."""
     threads: int = 1
     """torch threads (intra-op). More than one needs --clock wall: the cpu clock counts only the
     calling thread's time."""
@@ -202,32 +203,33 @@ def main() -> None:
         "SB3 SAC": sac_tasks(data, device=dev),
         "QSM reference": qsm_tasks(qsm_reference().agent, data, device=dev),
         "QSM langevin-t3": qsm_tasks(qsm_langevin_t3().agent, data, device=dev),
-        "QSM polyak-ln": qsm_tasks(qsm_polyak_ln().agent, data, device=dev),
         "QSM best": qsm_tasks(qsm_best().agent, data, device=dev),
+        "QSM crossq-critic": qsm_tasks(qsm_crossq_critic().agent, data, device=dev),
         "QSM fast": qsm_tasks(qsm_fast().agent, data, device=dev),
     }
     if args.critic_width:
-        best = qsm_best().agent
+        base = qsm_crossq_critic().agent
         wide = dataclasses.replace(
-            best, critic_hidden=(args.critic_width,) * len(best.critic_hidden)
+            base, critic_hidden=(args.critic_width,) * len(base.critic_hidden)
         )
-        agents[f"QSM best w{args.critic_width}"] = qsm_tasks(wide, data, device=dev)
+        agents[f"QSM crossq-critic w{args.critic_width}"] = qsm_tasks(wide, data, device=dev)
     if args.crossq:
         agents["sb3c CrossQ"] = sac_tasks(data, "crossq", device=dev)
     every_task = {(a, k): fn for a, tasks in agents.items() for k, fn in tasks.items()}
     median = interleaved_medians(every_task, args.rounds, args.seconds, args.clock, progress=True)
     sac_update, sac_act = median["SB3 SAC", "update"], median["SB3 SAC", "act"]
     print(f"\n{args.clock} clock, {dev}")
-    print(f"{'agent':<16}{'update ms':>11}{'/ SAC':>8}{'act ms':>10}{'/ SAC':>8}")
+    print(f"{'agent':<24}{'update ms':>11}{'/ SAC':>8}{'act ms':>10}{'/ SAC':>8}")
     for a in agents:
         u, act = median[a, "update"], median[a, "act"]
-        print(f"{a:<16}{u:>11.2f}{u / sac_update:>8.2f}{act:>10.3f}{act / sac_act:>8.2f}")
+        print(f"{a:<24}{u:>11.2f}{u / sac_update:>8.2f}{act:>10.3f}{act / sac_act:>8.2f}")
     print(f"\nupdate ratio best/SAC: {median['QSM best', 'update'] / sac_update:.2f}")
     print(f"act ratio best/SAC: {median['QSM best', 'act'] / sac_act:.2f}")
     t3 = median["QSM langevin-t3", "update"]
     print(f"update ratio langevin-t3/SAC: {t3 / sac_update:.2f}")
     print(f"update ratio fast/SAC: {median['QSM fast', 'update'] / sac_update:.2f}")
-    print(f"update ratio polyak-ln/SAC: {median['QSM polyak-ln', 'update'] / sac_update:.2f}")
+    xq = median["QSM crossq-critic", "update"]
+    print(f"update ratio crossq-critic/SAC: {xq / sac_update:.2f}")
 
 
 if __name__ == "__main__":

@@ -45,9 +45,14 @@ _CROSSQ_T3 = (
     "--agent.critic-lr", "1e-3",
 )  # fmt: skip
 
+# The preset that was `best` when the issue-14 screens below ran (`presets.qsm_crossq_critic`);
+# the `qsm-best-*` screens are variants of it, and "qsm-best" in their comments means it.
+_CROSSQ_CRITIC = ("--preset", "crossq-critic")
+
 METHODS: dict[str, Method] = {
     "qsm-reference": Method(_QSM_RECIPE, _REFERENCE),
-    # The recipe's default preset, `diffpolicy.rl.presets.qsm_best` (README, "Results").
+    # The recipe's default preset, `diffpolicy.rl.presets.qsm_best` (README, "Results"); its
+    # 100k runs ran as `qsm-polyak-ln-crossq-adam` (benchmarks/results/mujoco/PROVENANCE.md).
     "qsm-best": Method(_QSM_RECIPE, ("--preset", "best")),
     # Screening variants (one seed, short budget; README "Variant screen"). 256-wide nets as SAC's.
     "qsm-w256": Method(_QSM_RECIPE, _REFERENCE + _WIDTH_256),
@@ -60,8 +65,9 @@ METHODS: dict[str, Method] = {
         _QSM_RECIPE,
         _REFERENCE + _WIDTH_256 + _LANGEVIN_AS_FIRST_RUN + ("--agent.target-sampler-steps", "3"),
     ),
-    # Issue 14's screen: CrossQ's critic under that actor; then with CrossQ's policy delay (the
-    # actor steps every 3rd update), which costs no more per update than the t3 variant.
+    # Issue 14's screen: CrossQ's critic under that actor (the AgentConfig of
+    # `presets.qsm_crossq_critic`, the best preset until the 100k confirmation, whose runs are
+    # filed here); then with CrossQ's policy delay (the actor steps every 3rd update).
     "qsm-crossq-t3": Method(
         _QSM_RECIPE, _REFERENCE + _WIDTH_256 + _LANGEVIN_AS_FIRST_RUN + _CROSSQ_T3
     ),
@@ -77,47 +83,45 @@ METHODS: dict[str, Method] = {
     # per-dimension action std approaches 0.089, a Gaussian's std at SAC's target entropy (-1 nat
     # per dimension); diffpolicy.objectives.temperature.
     "qsm-best-adaptive": Method(
-        _QSM_RECIPE, ("--preset", "best", "--agent.alpha-target-std", "0.089")
+        _QSM_RECIPE, (*_CROSSQ_CRITIC, "--agent.alpha-target-std", "0.089")
     ),
     # The best preset's Langevin chain reads the score in the diffusion convention, so its law is
     # exp(113 Q) at alpha = 50 and its steps grow with grad Q's scale (h * |score| of order 1 by
     # 20k steps on HalfCheetah). Two ways to keep the chain's temperature from following the
     # critic's scale, and the issue-14 reading that makes alpha mean exp(alpha Q):
     "qsm-best-gradnorm": Method(
-        _QSM_RECIPE, ("--preset", "best", "--agent.qsm.grad-normalization", "batch_mean")
+        _QSM_RECIPE, (*_CROSSQ_CRITIC, "--agent.qsm.grad-normalization", "batch_mean")
     ),
-    "qsm-best-trained": Method(
-        _QSM_RECIPE, ("--preset", "best", "--agent.langevin-score", "trained")
-    ),
+    "qsm-best-trained": Method(_QSM_RECIPE, (*_CROSSQ_CRITIC, "--agent.langevin-score", "trained")),
     # The same controller aiming at a wide policy (spread 0.3): does more exploration free Hopper?
     "qsm-best-adaptive-wide": Method(
-        _QSM_RECIPE, ("--preset", "best", "--agent.alpha-target-std", "0.3")
+        _QSM_RECIPE, (*_CROSSQ_CRITIC, "--agent.alpha-target-std", "0.3")
     ),
     # The 0.089 controller with the tuned alpha as the chains' temperature (alpha_control
     # "chain"), the fix for the loss-scaled controller's runaway.
     "qsm-best-adaptive-chain": Method(
         _QSM_RECIPE,
-        ("--preset", "best", "--agent.alpha-target-std", "0.089", "--agent.alpha-control", "chain"),
+        (*_CROSSQ_CRITIC, "--agent.alpha-target-std", "0.089", "--agent.alpha-control", "chain"),
     ),
     # Issue 13: the only cheap switches that bring the best preset's update to SAC's cost
     # (benchmarks/algorithm_speed.py): 1 Langevin step for the target actions, policy delay 3.
     "qsm-best-t1-d3": Method(
         _QSM_RECIPE,
-        ("--preset", "best", "--agent.target-sampler-steps", "1", "--agent.actor-every", "3"),
+        (*_CROSSQ_CRITIC, "--agent.target-sampler-steps", "1", "--agent.actor-every", "3"),
     ),
     # Hopper: both Polyak-target variants (qsm-reference, qsm-w256-langevin) climb from 50k to
     # 100k while every qsm-best seed stays near 330. This is CrossQ's critic under exactly
     # qsm-w256-langevin's actor (10 target steps), to tell the critic from the target steps.
-    "qsm-best-t10": Method(_QSM_RECIPE, ("--preset", "best", "--agent.target-sampler-steps", "10")),
+    "qsm-best-t10": Method(_QSM_RECIPE, (*_CROSSQ_CRITIC, "--agent.target-sampler-steps", "10")),
     # qsm-best-t10 left Hopper's 330 plateau only by standing still (1000 steps at about 1 reward
     # a step) and fell back; the Polyak-target critic's runs hop. CrossQ tunes its critic's Adam
     # (lr 1e-3, beta1 0.5) for 1024-wide critics; this is qsm-best with the reference critic's Adam
     # (lr 3e-4, betas (0.9, 0.999)) on its 256-wide CrossQ critic.
     "qsm-best-critic-adam": Method(
         _QSM_RECIPE,
-        ("--preset", "best", "--agent.critic-lr", "3e-4", "--agent.critic-betas", "0.9", "0.999"),
+        (*_CROSSQ_CRITIC, "--agent.critic-lr", "3e-4", "--agent.critic-betas", "0.9", "0.999"),
     ),
-    # Every Hopper run on CrossQ's critic stays at 300-450 to 100k (qsm-best's 3 seeds, -t10,
+    # Every Hopper run on CrossQ's critic stays at 300-450 to 100k (qsm-crossq-t3's 3 seeds, -t10,
     # -critic-adam, -adaptive-wide), where the Polyak-target critic's runs hop. Which of CrossQ's
     # parts does HalfCheetah owe its lead to? The Polyak critic (presets.qsm_langevin_t3) with
     # CrossQ's Adam (lr 1e-3, betas (0.5, 0.999)); then with LayerNorm as well.
@@ -133,6 +137,7 @@ METHODS: dict[str, Method] = {
             "0.999",
         ),
     ),
+    # `presets.qsm_polyak_ln`, now `qsm_best`: its runs are filed under qsm-best.
     "qsm-polyak-ln-crossq-adam": Method(
         _QSM_RECIPE,
         (
