@@ -151,6 +151,13 @@ METHODS: dict[str, Method] = {
             "0.999",
         ),
     ),  # fmt: skip
+    # The two critics split by env: CrossQ's (no target network, batch renorm) wins HalfCheetah,
+    # the LayerNorm Polyak one Hopper and Walker2d. Which part does HalfCheetah owe to the missing
+    # target network? The best preset's LayerNorm critic trained by CrossQ's loss (current and
+    # next state-actions in one batch, no target network).
+    "qsm-ln-no-target": Method(
+        _QSM_RECIPE, ("--preset", "polyak-ln", "--agent.no-critic-target-network")
+    ),
     "sac": Method(_SB3_BASELINE, family="sac"),
     # sb3-contrib CrossQ with its defaults, by the same baseline script and protocol.
     "crossq": Method((*_SB3_BASELINE, "--algo", "crossq"), family="sac"),
