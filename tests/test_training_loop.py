@@ -101,7 +101,8 @@ def test_every_evaluation_logs_the_critics_bias(uninterrupted: Path):
 
 def test_logged_bias_is_the_discounted_tail_of_the_evaluated_rewards(tmp_path: Path, monkeypatch):
     """Whatever trajectory a device produces: value_bias.csv's return-to-go is the discounted sum,
-    at the agent's gamma, of the very rewards eval.csv's returns add up, and its q the critic's."""
+    at the agent's gamma, of the very rewards eval.csv's returns add up, over the states counted,
+    and its q is the one that evaluation's call computed (test_value_bias.py checks q itself)."""
     # diffpolicy.rl re-exports the function `evaluate` under the module's name.
     evaluate_module = importlib.import_module("diffpolicy.rl.evaluate")
     value_bias = evaluate_module.value_bias
