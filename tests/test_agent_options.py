@@ -8,7 +8,7 @@ import warnings
 import pytest
 import torch
 
-from diffpolicy.nets import CriticEnsemble
+from diffpolicy.nets import CriticEnsemble, EnsembleBatchRenorm
 from diffpolicy.objectives import QSMConfig, crossq_td_loss
 from diffpolicy.rl import Agent, AgentConfig, ReplayBuffer
 from diffpolicy.samplers import DDPMSampler, LangevinSampler
@@ -101,6 +101,25 @@ def test_crossq_agent_has_no_target_network_and_keeps_critics_in_eval_mode():
         assert torch.equal(a, b)
     assert "qsm_loss" in agent.update(_batch(4))
     assert agent.training_state()["num_updates"] == 4
+
+
+def test_input_renorm_critic_trains_its_input_statistics_once_per_update_and_acts_in_eval():
+    # The LayerNorm critic with its input batch-renormalised, trained by CrossQ's loss: the
+    # agent builds that network, steps the input layer's statistics once per critic step (one
+    # joint batch) and keeps the critic in evaluation mode for grad-Q and acting.
+    cfg = AgentConfig(**TINY, critic="crossq", critic_layer_norm=True, critic_input_renorm=True)
+    agent = Agent(3, 2, cfg)
+    layers = list(agent.critic.net)
+    assert isinstance(layers[0], EnsembleBatchRenorm)
+    assert sum(isinstance(m, EnsembleBatchRenorm) for m in layers) == 1
+    assert sum(isinstance(m, torch.nn.LayerNorm) for m in layers) == len(TINY["critic_hidden"])
+    agent.train()
+    mean_before = layers[0].running_mean.clone()
+    for k in range(3):
+        agent.update(_batch(k))
+        assert not agent.critic.training
+    assert int(layers[0].steps) == 3
+    assert not torch.equal(layers[0].running_mean, mean_before)
 
 
 @pytest.mark.slow

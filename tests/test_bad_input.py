@@ -127,6 +127,11 @@ FLAG_CASES = {
     "critic-width-zero": ["--agent.critic-hidden", "0"],
     "actor-no-layers": ["--agent.actor-hidden"],
     "one-critic": ["--agent.critic-members", "1"],
+    "layer-norm-with-batch-renorm": ["--agent.critic-layer-norm", "--agent.critic-batch-renorm"],
+    "input-renorm-with-batch-renorm": [
+        "--agent.critic-input-renorm",
+        "--agent.critic-batch-renorm",
+    ],
     "batch-zero": ["--agent.batch-size", "0"],
     "ddim-eta-above-one": ["--agent.sampler", "ddim", "--agent.ddim-eta", "2"],
     "ddim-eta-unused": ["--agent.ddim-eta", "2"],

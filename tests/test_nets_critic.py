@@ -1,7 +1,7 @@
 """CriticEnsemble as N separate MLPs written out by hand (member i from its own slice of every
-EnsembleLinear), in its three arrangements (plain, LayerNorm, CrossQ's batch renormalisation);
-its defaults; members that share no parameter; EnsembleLinear's initialisation; argument checks
-with their full messages."""
+EnsembleLinear), in its arrangements (plain, LayerNorm, CrossQ's batch renormalisation, the
+input's alone); its defaults; members that share no parameter; EnsembleLinear's initialisation;
+argument checks with their full messages."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import re
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from diffpolicy.nets import CriticEnsemble, EnsembleBatchRenorm, EnsembleLinear
 
@@ -126,6 +128,52 @@ def test_batch_renorm_arrangement_and_its_warm_up(warmup):
     torch.testing.assert_close(critic.train()(obs, action), expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("layer_norm", [False, True])
+def test_input_renorm_renormalises_the_input_alone(layer_norm):
+    # One batch renorm layer, on concat[s, a], then the plain or LayerNorm MLP; checked after the
+    # warm-up with moved running statistics, weights and biases, as the CrossQ arrangement above.
+    torch.manual_seed(4)
+    critic = CriticEnsemble(
+        OBS, ACT, 2, (6, 5), layer_norm=layer_norm, input_renorm=True, renorm_warmup_steps=0
+    )
+    renorms = [m for m in critic.net if isinstance(m, EnsembleBatchRenorm)]
+    assert len(renorms) == 1 and critic.net[0] is renorms[0]
+    with torch.no_grad():
+        renorms[0].weight.uniform_(0.5, 2.0)
+        renorms[0].bias.normal_()
+        renorms[0].running_mean.normal_()
+        renorms[0].running_var.uniform_(0.3, 3.0)
+    obs, action = inputs(16)
+    expected = torch.stack(
+        [member_q(critic, obs, action, i, layer_norm=layer_norm) for i in range(2)]
+    ).detach()
+    torch.testing.assert_close(critic.train()(obs, action), expected, rtol=1e-5, atol=1e-5)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    shift=st.lists(st.floats(-50, 50), min_size=OBS + ACT, max_size=OBS + ACT),
+    seed=st.integers(0, 2**16),
+)
+def test_input_renorm_in_training_makes_q_blind_to_a_per_feature_shift_of_the_batch(shift, seed):
+    # What renormalising the input buys: during the warm-up (batch normalisation) a training-mode
+    # Q depends on each observation and action feature only through its batch-standardised
+    # value, so moving a feature by a constant across the batch changes no Q. Float64: exact up
+    # to rounding. Without the input layer the shift moves Q (the last line).
+    torch.manual_seed(seed)
+    critic = CriticEnsemble(OBS, ACT, 2, (8, 8), layer_norm=True, input_renorm=True)
+    critic = critic.double().train()
+    obs, action = (x.double() for x in inputs(12, seed))
+    delta = torch.tensor(shift, dtype=torch.float64)
+    moved_obs, moved_action = obs + delta[:OBS], action + delta[OBS:]
+    torch.testing.assert_close(
+        critic(moved_obs, moved_action), critic(obs, action), rtol=1e-9, atol=1e-9
+    )
+    plain = CriticEnsemble(OBS, ACT, 2, (8, 8), layer_norm=True).double()
+    if delta.abs().max() > 1e-3:
+        assert not torch.allclose(plain(moved_obs, moved_action), plain(obs, action))
+
+
 def test_batch_renorm_warm_up_defaults_to_100000_steps():
     critic = CriticEnsemble(OBS, ACT, hidden=(4,), batch_renorm=True)
     renorms = [m for m in critic.net if isinstance(m, EnsembleBatchRenorm)]
@@ -150,6 +198,12 @@ def test_layer_norm_and_batch_renorm_together_raise_with_message():
     message = "choose one of layer_norm and batch_renorm"
     with pytest.raises(ValueError, match=exactly(message)):
         CriticEnsemble(OBS, ACT, 2, (8,), layer_norm=True, batch_renorm=True)
+
+
+def test_input_renorm_with_batch_renorm_raises_with_message():
+    message = "batch_renorm renormalises the input already; drop input_renorm"
+    with pytest.raises(ValueError, match=exactly(message)):
+        CriticEnsemble(OBS, ACT, 2, (8,), batch_renorm=True, input_renorm=True)
 
 
 def test_unknown_reduction_message_in_full():

@@ -158,6 +158,19 @@ METHODS: dict[str, Method] = {
     "qsm-ln-no-target": Method(
         _QSM_RECIPE, ("--preset", "polyak-ln", "--agent.no-critic-target-network")
     ),
+    # It was not: HalfCheetah stayed below the Polyak LayerNorm critic. What batch renorm does
+    # that LayerNorm does not is standardise the critic's input, feature by feature (HalfCheetah's
+    # observations mix scales; nothing else in the agent normalises them). The same critic with
+    # its input batch-renormalised.
+    "qsm-ln-no-target-input-renorm": Method(
+        _QSM_RECIPE,
+        (
+            "--preset",
+            "polyak-ln",
+            "--agent.no-critic-target-network",
+            "--agent.critic-input-renorm",
+        ),
+    ),
     "sac": Method(_SB3_BASELINE, family="sac"),
     # sb3-contrib CrossQ with its defaults, by the same baseline script and protocol.
     "crossq": Method((*_SB3_BASELINE, "--algo", "crossq"), family="sac"),

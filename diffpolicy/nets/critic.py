@@ -45,6 +45,8 @@ class CriticEnsemble(nn.Module):
     activation (`EnsembleBatchRenorm`); such a critic is meant to be trained without a target
     network, on current and next state-actions in one batch (`crossq_td_loss`), and read in
     evaluation mode (running statistics) everywhere else.
+    input_renorm: batch renormalisation of the input alone (the per-feature scale of the
+    observation-action pairs), combinable with layer_norm; trained and read as batch_renorm.
     """
 
     def __init__(
@@ -57,6 +59,7 @@ class CriticEnsemble(nn.Module):
         layer_norm: bool = False,
         batch_renorm: bool = False,
         renorm_warmup_steps: int = 100_000,
+        input_renorm: bool = False,
     ) -> None:
         super().__init__()
         if members < 2:
@@ -65,13 +68,15 @@ class CriticEnsemble(nn.Module):
             raise ValueError(f"hidden widths must be a non-empty list of ints >= 1, got {hidden}")
         if layer_norm and batch_renorm:
             raise ValueError("choose one of layer_norm and batch_renorm")
+        if input_renorm and batch_renorm:
+            raise ValueError("batch_renorm renormalises the input already; drop input_renorm")
         self.members = members
         width = obs_dim + act_dim
 
         def renorm(features: int) -> list[nn.Module]:
             return [EnsembleBatchRenorm(members, features, warmup_steps=renorm_warmup_steps)]
 
-        layers: list[nn.Module] = renorm(width) if batch_renorm else []
+        layers: list[nn.Module] = renorm(width) if batch_renorm or input_renorm else []
         for h in hidden:
             layers.append(EnsembleLinear(members, width, h))
             if layer_norm:

@@ -115,6 +115,9 @@ class AgentConfig:
     """Batch renormalisation of the critic's input and hidden layers (CrossQ's critic)."""
     critic_renorm_warmup: int = 100_000
     """Batch renorm: critic updates of plain batch normalisation before renormalising."""
+    critic_input_renorm: bool = False
+    """Batch renormalisation of the critic's input only (CrossQ's per-feature scaling of the
+    observation-action pairs), combinable with LayerNorm; meant for critic "crossq"."""
     critic: str = "td"
     """Critic network and loss: "td" (TD loss against Polyak-averaged target critics), "crossq"
     (CrossQ: current and next state-actions through the critic in one batch, no target network,

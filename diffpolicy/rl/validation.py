@@ -154,6 +154,10 @@ def check_agent_config(cfg: Any) -> None:
     widths(p + "critic_hidden", cfg.critic_hidden)
     at_least(p + "critic_members", cfg.critic_members, 2)
     at_least(p + "critic_renorm_warmup", cfg.critic_renorm_warmup, 0)
+    if cfg.critic_batch_renorm and cfg.critic_layer_norm:
+        fail(p + "critic_layer_norm", True, "choose one of it and critic_batch_renorm")
+    if cfg.critic_batch_renorm and cfg.critic_input_renorm:
+        fail(p + "critic_input_renorm", True, "critic_batch_renorm renormalises the input already")
     if not all(0 <= beta < 1 for beta in cfg.critic_betas):
         fail(p + "critic_betas", tuple(cfg.critic_betas), "each must lie in [0, 1)")
     at_least(p + "actor_every", cfg.actor_every, 1)

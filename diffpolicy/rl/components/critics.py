@@ -41,6 +41,7 @@ def critic_ensemble(cfg: AgentConfig, obs_dim: int, act_dim: int) -> CriticEnsem
         layer_norm=cfg.critic_layer_norm,
         batch_renorm=cfg.critic_batch_renorm,
         renorm_warmup_steps=cfg.critic_renorm_warmup,
+        input_renorm=cfg.critic_input_renorm,
     )
 
 
