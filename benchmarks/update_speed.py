@@ -4,6 +4,7 @@
     python benchmarks/update_speed.py --rounds 5 --seconds 3
     python benchmarks/update_speed.py --clock cpu --crossq   # + sb3-contrib CrossQ (slow)
     python benchmarks/update_speed.py --clock cpu --critic-width 1024   # + crossq-critic, wider
+    python benchmarks/update_speed.py --clock cpu --methods qsm-ln-no-target   # + harness methods
     python benchmarks/update_speed.py --device cuda   # every agent on the GPU (wall clock)
 
 One torch thread (`--threads N` for more), Hopper-v5 sizes (obs 11, act 3), batch 256, replay
@@ -24,7 +25,8 @@ Agents: SB3 SAC with its defaults (256x256 networks), the QSM reference preset
 (`presets.qsm_langevin_t3`), the best preset (`presets.qsm_best`: the same with LayerNorm
 critics and CrossQ's Adam), the same actor on CrossQ's critic (`presets.qsm_crossq_critic`, the
 best preset until issue 14's 100k confirmation) and the fast preset (`presets.qsm_fast`: the
-CrossQ-critic preset with 1 target step and policy delay 3).
+CrossQ-critic preset with 1 target step and policy delay 3). `--methods` adds QSM methods of the
+learning harness (benchmarks/harness/methods.py), each built from its flags as its runs are.
 """
 
 from __future__ import annotations
@@ -41,7 +43,10 @@ import torch
 import tyro
 
 import diffpolicy.rl
+from diffpolicy.rl.agent import AgentConfig
+from diffpolicy.rl.cli import parse_with_preset
 from diffpolicy.rl.presets import (
+    MUJOCO_PRESETS,
     qsm_best,
     qsm_crossq_critic,
     qsm_fast,
@@ -66,6 +71,8 @@ class Args:
     """Also time sb3-contrib's CrossQ (1024-wide critics: about 9x SAC's update)."""
     critic_width: int = 0
     """Also time the CrossQ-critic preset with critics this wide (0: skip)."""
+    methods: tuple[str, ...] = ()
+    """Also time these QSM methods of the learning harness (its screen variants)."""
     threads: int = 1
     """torch threads (intra-op). More than one needs --clock wall: the cpu clock counts only the
     calling thread's time."""
@@ -184,8 +191,26 @@ def interleaved_medians(
     return {key: statistics.median(values) for key, values in times.items()}
 
 
+def harness_method_configs(names: tuple[str, ...]) -> dict[str, AgentConfig]:
+    """The AgentConfig each named QSM method of the learning harness runs with (its flags on the
+    recipe's default preset, as `build_command` passes them). SystemExit names a bad name."""
+    from harness.methods import METHODS
+
+    qsm = [m for m, spec in METHODS.items() if spec.family == "diffpolicy"]
+    for name in names:
+        if name not in qsm:
+            raise SystemExit(f"--methods: {name!r} is not a QSM method; valid: {', '.join(qsm)}")
+    return {
+        name: parse_with_preset(
+            MUJOCO_PRESETS, "best", "Hopper-v5", args=list(METHODS[name].flags)
+        )[0].agent
+        for name in names
+    }
+
+
 def main() -> None:
     args = tyro.cli(Args, description=__doc__)
+    methods = harness_method_configs(args.methods)
     if args.threads < 1 or (args.threads > 1 and args.clock == "cpu"):
         raise SystemExit(f"--threads {args.threads}: needs >= 1, and --clock wall when above 1")
     if args.device != "cpu" and args.clock == "cpu":
@@ -213,16 +238,18 @@ def main() -> None:
             base, critic_hidden=(args.critic_width,) * len(base.critic_hidden)
         )
         agents[f"QSM crossq-critic w{args.critic_width}"] = qsm_tasks(wide, data, device=dev)
+    for name, cfg in methods.items():
+        agents[name] = qsm_tasks(cfg, data, device=dev)
     if args.crossq:
         agents["sb3c CrossQ"] = sac_tasks(data, "crossq", device=dev)
     every_task = {(a, k): fn for a, tasks in agents.items() for k, fn in tasks.items()}
     median = interleaved_medians(every_task, args.rounds, args.seconds, args.clock, progress=True)
     sac_update, sac_act = median["SB3 SAC", "update"], median["SB3 SAC", "act"]
     print(f"\n{args.clock} clock, {dev}")
-    print(f"{'agent':<24}{'update ms':>11}{'/ SAC':>8}{'act ms':>10}{'/ SAC':>8}")
+    print(f"{'agent':<32}{'update ms':>11}{'/ SAC':>8}{'act ms':>10}{'/ SAC':>8}")
     for a in agents:
         u, act = median[a, "update"], median[a, "act"]
-        print(f"{a:<24}{u:>11.2f}{u / sac_update:>8.2f}{act:>10.3f}{act / sac_act:>8.2f}")
+        print(f"{a:<32}{u:>11.2f}{u / sac_update:>8.2f}{act:>10.3f}{act / sac_act:>8.2f}")
     print(f"\nupdate ratio best/SAC: {median['QSM best', 'update'] / sac_update:.2f}")
     print(f"act ratio best/SAC: {median['QSM best', 'act'] / sac_act:.2f}")
     t3 = median["QSM langevin-t3", "update"]
