@@ -171,6 +171,11 @@ METHODS: dict[str, Method] = {
             "--agent.critic-input-renorm",
         ),
     ),
+    # The same input layer on the best preset's own critic (Polyak targets, which read it with
+    # Polyak-averaged running statistics): one change from `qsm-best`.
+    "qsm-polyak-ln-input-renorm": Method(
+        _QSM_RECIPE, ("--preset", "polyak-ln", "--agent.critic-input-renorm")
+    ),
     "sac": Method(_SB3_BASELINE, family="sac"),
     # sb3-contrib CrossQ with its defaults, by the same baseline script and protocol.
     "crossq": Method((*_SB3_BASELINE, "--algo", "crossq"), family="sac"),
