@@ -122,6 +122,20 @@ def test_input_renorm_critic_trains_its_input_statistics_once_per_update_and_act
     assert not torch.equal(layers[0].running_mean, mean_before)
 
 
+def test_input_renorm_with_target_networks_averages_the_input_statistics_into_the_targets():
+    # With the TD critic the targets read the input layer with Polyak-averaged running
+    # statistics: after one update, target = (1 - tau) * before + tau * online's new value.
+    cfg = AgentConfig(**TINY, critic_layer_norm=True, critic_input_renorm=True, tau=0.25)
+    agent = Agent(3, 2, cfg)
+    online, target = agent.critic.net[0], agent.target_critic.net[0]
+    assert isinstance(target, EnsembleBatchRenorm) and not target.training
+    before = target.running_mean.clone()
+    agent.update(_batch(0))
+    assert not torch.equal(online.running_mean, before)
+    torch.testing.assert_close(target.running_mean, 0.75 * before + 0.25 * online.running_mean)
+    assert not agent.target_critic.training
+
+
 @pytest.mark.slow
 def test_compiled_agent_agrees_with_eager():
     torch.manual_seed(0)

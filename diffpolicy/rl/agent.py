@@ -116,8 +116,9 @@ class AgentConfig:
     critic_renorm_warmup: int = 100_000
     """Batch renorm: critic updates of plain batch normalisation before renormalising."""
     critic_input_renorm: bool = False
-    """Batch renormalisation of the critic's input only (CrossQ's per-feature scaling of the
-    observation-action pairs), combinable with LayerNorm; meant for critic "crossq"."""
+    """Batch renormalisation of the critic's input only (the per-feature standardisation of the
+    observation-action pairs that CrossQ's critic starts with), combinable with LayerNorm; with
+    target networks, the targets read it with their Polyak-averaged running statistics."""
     critic: str = "td"
     """Critic network and loss: "td" (TD loss against Polyak-averaged target critics), "crossq"
     (CrossQ: current and next state-actions through the critic in one batch, no target network,
