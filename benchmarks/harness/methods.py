@@ -159,9 +159,9 @@ METHODS: dict[str, Method] = {
         _QSM_RECIPE, ("--preset", "polyak-ln", "--agent.no-critic-target-network")
     ),
     # It was not: HalfCheetah stayed below the Polyak LayerNorm critic. What batch renorm does
-    # that LayerNorm does not is standardise the critic's input, feature by feature (HalfCheetah's
-    # observations mix scales; nothing else in the agent normalises them). The same critic with
-    # its input batch-renormalised.
+    # that LayerNorm does not is standardise the critic's input, feature by feature (observation
+    # features span a factor of about 100 in scale; nothing else in the agent normalises them).
+    # The same critic with its input batch-renormalised.
     "qsm-ln-no-target-input-renorm": Method(
         _QSM_RECIPE,
         (
