@@ -49,6 +49,10 @@ _CROSSQ_T3 = (
 # the `qsm-best-*` screens are variants of it, and "qsm-best" in their comments means it.
 _CROSSQ_CRITIC = ("--preset", "crossq-critic")
 
+# What sb3-contrib CrossQ's critic has beyond the crossq-critic preset: 1024-wide layers and the
+# policy delay of 3.
+_CROSSQ_EXACT = ("--agent.critic-hidden", "1024", "1024", "--agent.actor-every", "3")
+
 METHODS: dict[str, Method] = {
     "qsm-reference": Method(_QSM_RECIPE, _REFERENCE),
     # The recipe's default preset, `diffpolicy.rl.presets.qsm_best` (README, "Results"); its
@@ -176,6 +180,23 @@ METHODS: dict[str, Method] = {
     "qsm-polyak-ln-input-renorm": Method(
         _QSM_RECIPE, ("--preset", "polyak-ln", "--agent.critic-input-renorm")
     ),
+    # Issue 29 point 2: the QSM actor on exactly sb3-contrib CrossQ's critic (its defaults, read
+    # from sb3_contrib/crossq: 1024x1024 ReLU critics with batch renorm, momentum 0.01, eps 1e-3,
+    # 100k renorm warm-up steps, no target network, Adam lr 1e-3 betas (0.5, 0.999), policy
+    # delay 3); then the same in bfloat16 mixed precision, affordable where the CPU has bfloat16
+    # matmuls (AVX512-BF16, AMX) or on a GPU.
+    "qsm-crossq-exact": Method(_QSM_RECIPE, (*_CROSSQ_CRITIC, *_CROSSQ_EXACT)),
+    # The width between: 512-wide CrossQ critics with the policy delay (the width ladder on Hopper,
+    # where the 256-wide CrossQ critic stays near 330).
+    "qsm-crossq-w512-d3": Method(
+        _QSM_RECIPE,
+        (*_CROSSQ_CRITIC, "--agent.critic-hidden", "512", "512", "--agent.actor-every", "3"),
+    ),
+    "qsm-crossq-exact-bf16": Method(
+        _QSM_RECIPE, (*_CROSSQ_CRITIC, *_CROSSQ_EXACT, "--agent.precision", "bfloat16")
+    ),
+    # Issue 29 point 1: the best preset in bfloat16 mixed precision (learns as float32 does?).
+    "qsm-best-bf16": Method(_QSM_RECIPE, ("--preset", "best", "--agent.precision", "bfloat16")),
     "sac": Method(_SB3_BASELINE, family="sac"),
     # sb3-contrib CrossQ with its defaults, by the same baseline script and protocol.
     "crossq": Method((*_SB3_BASELINE, "--algo", "crossq"), family="sac"),

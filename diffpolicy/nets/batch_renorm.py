@@ -74,7 +74,9 @@ class EnsembleBatchRenorm(nn.Module):
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))
 
     def forward(self, x: Tensor) -> Tensor:
-        """x: (members, batch, features) -> the same shape."""
+        """x: (members, batch, features) -> the same shape, in the statistics' dtype: under
+        autocast a bfloat16 input is normalised, and its statistics kept, in float32."""
+        x = x.to(self.running_mean.dtype)
         if not self.training:
             # (x - mean) / sigma * w + b as one pass over x: x * a + (b - mean * a).
             scale = torch.rsqrt(self.running_var + self.eps) * self.weight

@@ -92,7 +92,8 @@ class CriticEnsemble(nn.Module):
     def forward(self, obs: Tensor, action: Tensor) -> Tensor:
         """obs: (batch, obs_dim); action: (batch, act_dim) -> Q values (members, batch)."""
         x = repeat(torch.cat([obs, action], dim=-1), "b d -> m b d", m=self.members)
-        return rearrange(self.net(x), "m b 1 -> m b")
+        # In the input's dtype: under autocast the layers compute in bfloat16, Q stays float32.
+        return rearrange(self.net(x), "m b 1 -> m b").to(x.dtype)
 
     @staticmethod
     def reduce(q: Tensor, how: str) -> Tensor:

@@ -72,7 +72,8 @@ class Denoiser(nn.Module):
         parts = [a_t, self.embed_time(t)]
         if self.obs_dim:
             parts.insert(1, obs)
-        return self.trunk(torch.cat(parts, dim=-1))
+        # In the input's dtype: under autocast the layers compute in bfloat16, the output does not.
+        return self.trunk(torch.cat(parts, dim=-1)).to(a_t.dtype)
 
     def bind(self, obs: Tensor | None) -> Callable[[Tensor, Tensor, Tensor | None], Tensor]:
         """A denoise function for the samplers with `obs` fixed: equal to `self(a_t, t, obs)` to
@@ -104,7 +105,7 @@ class Denoiser(nn.Module):
                 raise ValueError("a bound denoiser must be called with the obs it was bound to")
             if not last or last[0][0] is not t:
                 last[:] = [(t, self.embed_time(t) @ w_time.T)]
-            return rest(torch.addmm(base, a_t, w_act.T) + last[0][1])
+            return rest(torch.addmm(base, a_t, w_act.T) + last[0][1]).to(a_t.dtype)
 
         return denoise
 
