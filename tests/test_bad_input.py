@@ -132,6 +132,7 @@ FLAG_CASES = {
         "--agent.critic-input-renorm",
         "--agent.critic-batch-renorm",
     ],
+    "precision-unknown": ["--agent.precision", "float16"],
     "batch-zero": ["--agent.batch-size", "0"],
     "ddim-eta-above-one": ["--agent.sampler", "ddim", "--agent.ddim-eta", "2"],
     "ddim-eta-unused": ["--agent.ddim-eta", "2"],

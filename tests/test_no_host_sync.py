@@ -34,6 +34,9 @@ CONFIGS = {
         **TINY, critic_batch_renorm=True, critic_target_network=False, actor_every=2
     ),
     "qsm-normalised": AgentConfig(**TINY, critic_layer_norm=True, target_subset=1),
+    "crossq-bfloat16": AgentConfig(
+        **TINY, critic_batch_renorm=True, critic_target_network=False, precision="bfloat16"
+    ),
 }
 
 

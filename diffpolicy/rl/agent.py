@@ -5,7 +5,9 @@ the ones the config names in the registries of `diffpolicy.rl.components`."""
 from __future__ import annotations
 
 import copy
+import functools
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -168,6 +170,18 @@ class AgentConfig:
 
         check_agent_config(self)
         check_components(self)  # the names, against the registries, and the options they read
+
+
+@functools.cache
+def _cpu_has_bfloat16_matmuls() -> bool:
+    """Whether oneDNN runs bfloat16 matmuls natively on this CPU (torch's own test of it)."""
+    supported = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    return bool(supported is not None and supported())
+
+
+@functools.cache
+def warn_once(message: str) -> None:
+    warnings.warn(message, RuntimeWarning, stacklevel=3)
 
 
 class _CosineDecay:
@@ -357,9 +371,13 @@ class Agent(nn.Module):
     def _precision(self, batch: Batch) -> torch.autocast:
         """The autocast context of `precision` on the batch's device (disabled for float32).
         Backward passes run outside it, as autocast intends: they follow the forward's dtypes."""
-        return torch.autocast(
-            batch.obs.device.type, torch.bfloat16, enabled=self.cfg.precision == "bfloat16"
-        )
+        device, bfloat16 = batch.obs.device.type, self.cfg.precision == "bfloat16"
+        if bfloat16 and device == "cpu" and not _cpu_has_bfloat16_matmuls():
+            warn_once(
+                "precision bfloat16 on a CPU without bfloat16 matmul instructions (AVX512-BF16 "
+                "or AMX): bfloat16 matmuls are emulated here, about 10-100x slower than float32"
+            )
+        return torch.autocast(device, torch.bfloat16, enabled=bfloat16)
 
     def _actor_step(self, batch: Batch) -> dict[str, Tensor | float]:
         denoiser = self.policy.denoiser
