@@ -133,6 +133,8 @@ FLAG_CASES = {
         "--agent.critic-batch-renorm",
     ],
     "precision-unknown": ["--agent.precision", "float16"],
+    "value-bins-one": ["--agent.critic-value-bins", "1"],
+    "reward-bound-without-bins": ["--agent.critic-reward-bound", "1"],
     "batch-zero": ["--agent.batch-size", "0"],
     "ddim-eta-above-one": ["--agent.sampler", "ddim", "--agent.ddim-eta", "2"],
     "ddim-eta-unused": ["--agent.ddim-eta", "2"],

@@ -197,6 +197,11 @@ METHODS: dict[str, Method] = {
     ),
     # Issue 29 point 1: the best preset in bfloat16 mixed precision (learns as float32 does?).
     "qsm-best-bf16": Method(_QSM_RECIPE, ("--preset", "best", "--agent.precision", "bfloat16")),
+    # Issue 29 point 3: the best preset's critic with a categorical value over 101 bins of
+    # [-1000, 1000] (reward bound 10, gamma 0.99), fitted by HL-Gauss cross-entropy.
+    "qsm-best-hlgauss": Method(
+        _QSM_RECIPE, ("--preset", "best", "--agent.critic-value-bins", "101")
+    ),
     "sac": Method(_SB3_BASELINE, family="sac"),
     # sb3-contrib CrossQ with its defaults, by the same baseline script and protocol.
     "crossq": Method((*_SB3_BASELINE, "--algo", "crossq"), family="sac"),

@@ -13,6 +13,7 @@ from diffpolicy.nets.time_embedding import (
     SinusoidalEmbedding,
     time_embedding,
 )
+from diffpolicy.nets.value_distribution import HLGauss
 
 __all__ = [
     "ACTIVATIONS",
@@ -25,6 +26,7 @@ __all__ = [
     "EnsembleBatchRenorm",
     "EnsembleLinear",
     "FourierFeatures",
+    "HLGauss",
     "Mish",
     "Reduction",
     "ResidualBlock",

@@ -121,6 +121,14 @@ class AgentConfig:
     """Batch renormalisation of the critic's input only (the per-feature standardisation of the
     observation-action pairs that CrossQ's critic starts with), combinable with LayerNorm; with
     target networks, the targets read it with their Polyak-averaged running statistics."""
+    critic_value_bins: int = 0
+    """0: each critic member outputs Q and is fitted by the squared TD error. N >= 2: it outputs
+    a categorical distribution over N bins of [-V, V], V = critic_reward_bound / (1 - gamma),
+    fitted by HL-Gauss cross-entropy to the TD target (`diffpolicy.nets.HLGauss`); Q is its
+    expectation. Works with either critic loss, LayerNorm and batch renorm."""
+    critic_reward_bound: float = 10.0
+    """With critic_value_bins: the largest |reward| per step the value support must hold (10
+    covers the MuJoCo locomotion tasks; DeepMind Control's rewards lie in [0, 1])."""
     critic: str = "td"
     """Critic network and loss: "td" (TD loss against Polyak-averaged target critics), "crossq"
     (CrossQ: current and next state-actions through the critic in one batch, no target network,

@@ -160,6 +160,14 @@ def check_agent_config(cfg: Any) -> None:
         fail(p + "critic_input_renorm", True, "critic_batch_renorm renormalises the input already")
     if not all(0 <= beta < 1 for beta in cfg.critic_betas):
         fail(p + "critic_betas", tuple(cfg.critic_betas), "each must lie in [0, 1)")
+    if cfg.critic_value_bins != 0:
+        if cfg.critic_value_bins < 2:
+            fail(p + "critic_value_bins", cfg.critic_value_bins, "must be 0 (scalar Q) or >= 2")
+        finite_positive(p + "critic_reward_bound", cfg.critic_reward_bound)
+        if cfg.gamma >= 1:
+            fail(p + "critic_value_bins", cfg.critic_value_bins, "needs gamma < 1 (bounded values)")
+    elif cfg.critic_reward_bound != 10.0:
+        fail(p + "critic_reward_bound", cfg.critic_reward_bound, "needs critic_value_bins >= 2")
     at_least(p + "actor_every", cfg.actor_every, 1)
     if cfg.target_subset is not None:
         up_to(p + "target_subset", cfg.target_subset, p + "critic_members", cfg.critic_members)
