@@ -442,7 +442,7 @@ def test_message(name: str, base_run: Path, tmp_path: Path, capsys):
         ("recipes/qsm_mujoco.py", ["--agent.tau", "2"]),
         ("recipes/qsm_mujoco.py", ["--env", "CartPole-v1"]),
         ("recipes/qsm_mujoco.py", ["--preset", "nope"]),
-        ("recipes/qsm_dmc.py", ["--preset", "best"]),
+        ("recipes/qsm_dmc.py", ["--preset", "nope"]),
         ("benchmarks/sac_baseline.py", ["--algo", "ppo"]),
     ],
 )

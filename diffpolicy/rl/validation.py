@@ -196,6 +196,7 @@ def check_train_config(cfg: Any) -> None:
         at_least("steps", cfg.steps, 1)
     in_range("seed", cfg.seed, 0, MAX_SEED)
     at_least("warmup_steps", cfg.warmup_steps, 0)
+    finite_positive("reward_scale", cfg.reward_scale)
     for name in (
         "threads",
         "updates_per_step",
