@@ -133,6 +133,7 @@ FLAG_CASES = {
         "--agent.critic-batch-renorm",
     ],
     "precision-unknown": ["--agent.precision", "float16"],
+    "reward-scale-zero": ["--reward-scale", "0"],
     "value-bins-one": ["--agent.critic-value-bins", "1"],
     "reward-bound-without-bins": ["--agent.critic-reward-bound", "1"],
     "batch-zero": ["--agent.batch-size", "0"],

@@ -202,6 +202,10 @@ METHODS: dict[str, Method] = {
     "qsm-best-hlgauss": Method(
         _QSM_RECIPE, ("--preset", "best", "--agent.critic-value-bins", "101")
     ),
+    # Issue 29 point 5: the best preset learning from rewards divided by their running mean |r|
+    # (AgentConfig.reward_normalization), so that its fixed alpha means one temperature on every
+    # env, whatever the reward's units.
+    "qsm-best-rewnorm": Method(_QSM_RECIPE, ("--preset", "best", "--agent.reward-normalization")),
     "sac": Method(_SB3_BASELINE, family="sac"),
     # sb3-contrib CrossQ with its defaults, by the same baseline script and protocol.
     "crossq": Method((*_SB3_BASELINE, "--algo", "crossq"), family="sac"),

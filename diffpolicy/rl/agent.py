@@ -18,7 +18,12 @@ from torch import Tensor, nn
 from torch.profiler import record_function
 
 from diffpolicy.nets import EMA, Activation, Denoiser, soft_update, training
-from diffpolicy.objectives import AdaptiveTemperature, QSMConfig, paired_spread
+from diffpolicy.objectives import (
+    AdaptiveTemperature,
+    QSMConfig,
+    RunningRewardScale,
+    paired_spread,
+)
 from diffpolicy.rl.buffer import Batch
 from diffpolicy.rl.compile import compile_networks
 from diffpolicy.rl.components import CRITICS, OBJECTIVES, critic_name, make_sampler
@@ -121,6 +126,11 @@ class AgentConfig:
     """Batch renormalisation of the critic's input only (the per-feature standardisation of the
     observation-action pairs that CrossQ's critic starts with), combinable with LayerNorm; with
     target networks, the targets read it with their Polyak-averaged running statistics."""
+    reward_normalization: bool = False
+    """The critic learns from r / s, s a running mean of |r| over the replay batches
+    (`diffpolicy.objectives.RunningRewardScale`): rewards multiplied by any c > 0 give the same
+    agent, and QSM's fixed alpha means the same policy temperature on every env. Rewards of
+    about 1 per step (MuJoCo locomotion) keep roughly their size."""
     critic_value_bins: int = 0
     """0: each critic member outputs Q and is fitted by the squared TD error. N >= 2: it outputs
     a categorical distribution over N bins of [-V, V], V = critic_reward_bound / (1 - gamma),
@@ -238,6 +248,7 @@ class Agent(nn.Module):
             if self.critic_update.target_network
             else None
         )
+        self.reward_normaliser = RunningRewardScale() if cfg.reward_normalization else None
         self.num_updates = 0
         """Critic steps taken (the actor steps every `actor_every` of them)."""
         self.ema = EMA(denoiser, cfg.ema_decay) if cfg.ema_decay > 0 else None
@@ -337,9 +348,12 @@ class Agent(nn.Module):
 
     @torch.no_grad()
     def q_estimate(self, obs: Tensor, actions: Tensor) -> Tensor:
-        """The critic's Q(obs, actions), the mean over its members: (batch,). The critic is in
-        evaluation mode here (running statistics, for batch renorm), as when grad Q is taken."""
-        return self.critic.reduce(self.critic(obs, actions), "mean")
+        """The critic's Q(obs, actions), the mean over its members: (batch,), in the units of the
+        rewards the agent is given (with reward_normalization, its Q times the reward scale). The
+        critic is in evaluation mode here (running statistics, for batch renorm), as when grad Q
+        is taken."""
+        q = self.critic.reduce(self.critic(obs, actions), "mean")
+        return q if self.reward_normaliser is None else q * self.reward_normaliser.scale
 
     def _explore(self, actions: Tensor, generator: torch.Generator | None = None) -> Tensor:
         noise = torch.randn(actions.shape, generator=generator, device=actions.device)
@@ -360,6 +374,8 @@ class Agent(nn.Module):
         them when it writes. Each phase is a `record_function` range for the profiler
         (benchmarks/profile_update.py)."""
         cfg = self.cfg
+        if self.reward_normaliser is not None:
+            batch = batch._replace(rewards=self.reward_normaliser.normalise(batch.rewards))
         with record_function("update/target_actions"), self._precision(batch):
             next_actions = self.target_actions(batch.next_obs)
         with record_function("update/critic_step"), training(self.critic):

@@ -215,7 +215,8 @@ def _run(cfg: TrainConfig, device: torch.device, env, eval_envs, agent=None) -> 
                         lambda o, g=gen: agent.act(o, False, g),
                         eval_seed,
                         str(device),
-                        value=agent.q_estimate,
+                        # Q in the env's units, as the evaluation's returns are.
+                        value=lambda o, a: agent.q_estimate(o, a) / cfg.reward_scale,
                         gamma=cfg.agent.gamma,
                     )
                     logger.log_value_bias(step, result.pop("value"))
