@@ -206,6 +206,12 @@ METHODS: dict[str, Method] = {
     # (AgentConfig.reward_normalization), so that its fixed alpha means one temperature on every
     # env, whatever the reward's units.
     "qsm-best-rewnorm": Method(_QSM_RECIPE, ("--preset", "best", "--agent.reward-normalization")),
+    # Issue 29 point 4: BRO's critic (one 512-wide layer with LayerNorm, then 2 residual blocks)
+    # under the best preset's actor and Polyak targets.
+    "qsm-best-bro": Method(
+        _QSM_RECIPE,
+        ("--preset", "best", "--agent.critic-hidden", "512", "--agent.critic-residual-blocks", "2"),
+    ),
     "sac": Method(_SB3_BASELINE, family="sac"),
     # sb3-contrib CrossQ with its defaults, by the same baseline script and protocol.
     "crossq": Method((*_SB3_BASELINE, "--algo", "crossq"), family="sac"),

@@ -3,7 +3,13 @@ parameter averaging (soft_update, EMA)."""
 
 from diffpolicy.nets.averaging import EMA, frozen, soft_update, training
 from diffpolicy.nets.batch_renorm import EnsembleBatchRenorm
-from diffpolicy.nets.critic import REDUCTIONS, CriticEnsemble, EnsembleLinear, Reduction
+from diffpolicy.nets.critic import (
+    REDUCTIONS,
+    CriticEnsemble,
+    EnsembleLinear,
+    EnsembleResidualBlock,
+    Reduction,
+)
 from diffpolicy.nets.denoiser import Denoiser
 from diffpolicy.nets.layers import ACTIVATIONS, Activation, ResidualBlock, ResidualMLP, mlp
 from diffpolicy.nets.mish import Mish, mish
@@ -25,6 +31,7 @@ __all__ = [
     "Denoiser",
     "EnsembleBatchRenorm",
     "EnsembleLinear",
+    "EnsembleResidualBlock",
     "FourierFeatures",
     "HLGauss",
     "Mish",

@@ -35,6 +35,24 @@ class EnsembleLinear(nn.Module):
         return torch.baddbmm(self.bias, x, self.weight)
 
 
+class EnsembleResidualBlock(nn.Module):
+    """BRO's residual block (Nauman et al., "Bigger, Regularized, Optimistic", NeurIPS 2024) for
+    an ensemble: x + LN(W2 act(LN(W1 x))), each member with its own W1, W2; (N, batch, width)."""
+
+    def __init__(self, members: int, width: int, act: Activation = "relu") -> None:
+        super().__init__()
+        self.branch = nn.Sequential(
+            EnsembleLinear(members, width, width),
+            nn.LayerNorm(width, elementwise_affine=False),
+            activation(act),
+            EnsembleLinear(members, width, width),
+            nn.LayerNorm(width, elementwise_affine=False),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.branch(x)
+
+
 class CriticEnsemble(nn.Module):
     """N Q-networks Q_i(s, a) = MLP_i(concat[s, a]), independently initialised.
 
@@ -48,6 +66,9 @@ class CriticEnsemble(nn.Module):
     evaluation mode (running statistics) everywhere else.
     input_renorm: batch renormalisation of the input alone (the per-feature scale of the
     observation-action pairs), combinable with layer_norm; trained and read as batch_renorm.
+    residual_blocks: BRO's critic (BroNet): one hidden Linear of width hidden[0] with LayerNorm,
+    then this many `EnsembleResidualBlock`s of that width; needs one width in `hidden` and no
+    batch_renorm.
     value_distribution: each member outputs logits over this support's bins instead of one
     value; Q is their expectation and `fit_loss` the HL-Gauss cross-entropy (`HLGauss`).
     """
@@ -64,6 +85,7 @@ class CriticEnsemble(nn.Module):
         renorm_warmup_steps: int = 100_000,
         input_renorm: bool = False,
         value_distribution: HLGauss | None = None,
+        residual_blocks: int = 0,
     ) -> None:
         super().__init__()
         if members < 2:
@@ -74,6 +96,8 @@ class CriticEnsemble(nn.Module):
             raise ValueError("choose one of layer_norm and batch_renorm")
         if input_renorm and batch_renorm:
             raise ValueError("batch_renorm renormalises the input already; drop input_renorm")
+        if residual_blocks and (len(hidden) != 1 or batch_renorm):
+            raise ValueError("residual blocks need one hidden width and no batch_renorm")
         self.members = members
         width = obs_dim + act_dim
 
@@ -83,13 +107,14 @@ class CriticEnsemble(nn.Module):
         layers: list[nn.Module] = renorm(width) if batch_renorm or input_renorm else []
         for h in hidden:
             layers.append(EnsembleLinear(members, width, h))
-            if layer_norm:
+            if layer_norm or residual_blocks:
                 # No affine: an affine LayerNorm here would share parameters across members.
                 layers.append(nn.LayerNorm(h, elementwise_affine=False))
             layers.append(activation(act))
             if batch_renorm:
                 layers += renorm(h)
             width = h
+        layers += [EnsembleResidualBlock(members, width, act) for _ in range(residual_blocks)]
         self.value_distribution = value_distribution
         outputs = 1 if value_distribution is None else value_distribution.bins
         layers.append(EnsembleLinear(members, width, outputs))

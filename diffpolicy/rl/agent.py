@@ -126,6 +126,11 @@ class AgentConfig:
     """Batch renormalisation of the critic's input only (the per-feature standardisation of the
     observation-action pairs that CrossQ's critic starts with), combinable with LayerNorm; with
     target networks, the targets read it with their Polyak-averaged running statistics."""
+    critic_residual_blocks: int = 0
+    """0: the critic is an MLP of critic_hidden's widths. N >= 1: BRO's critic (Nauman et al.,
+    NeurIPS 2024): one Linear of width critic_hidden[0] with LayerNorm, then N residual blocks
+    x + LN(W2 relu(LN(W1 x))) of that width (`diffpolicy.nets.EnsembleResidualBlock`); needs one
+    width in critic_hidden and no critic_batch_renorm."""
     reward_normalization: bool = False
     """The critic learns from r / s, s a running mean of |r| over the replay batches
     (`diffpolicy.objectives.RunningRewardScale`): rewards multiplied by any c > 0 give the same

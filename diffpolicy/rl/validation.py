@@ -160,6 +160,13 @@ def check_agent_config(cfg: Any) -> None:
         fail(p + "critic_input_renorm", True, "critic_batch_renorm renormalises the input already")
     if not all(0 <= beta < 1 for beta in cfg.critic_betas):
         fail(p + "critic_betas", tuple(cfg.critic_betas), "each must lie in [0, 1)")
+    at_least(p + "critic_residual_blocks", cfg.critic_residual_blocks, 0)
+    if cfg.critic_residual_blocks and len(cfg.critic_hidden) != 1:
+        rule = "needs one width in critic_hidden (the blocks' width)"
+        fail(p + "critic_residual_blocks", cfg.critic_residual_blocks, rule)
+    if cfg.critic_residual_blocks and cfg.critic_batch_renorm:
+        rule = "the blocks normalise by LayerNorm: drop critic_batch_renorm"
+        fail(p + "critic_residual_blocks", cfg.critic_residual_blocks, rule)
     if cfg.critic_value_bins != 0:
         if cfg.critic_value_bins < 2:
             fail(p + "critic_value_bins", cfg.critic_value_bins, "must be 0 (scalar Q) or >= 2")

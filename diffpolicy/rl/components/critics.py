@@ -43,6 +43,7 @@ def critic_ensemble(cfg: AgentConfig, obs_dim: int, act_dim: int) -> CriticEnsem
         renorm_warmup_steps=cfg.critic_renorm_warmup,
         input_renorm=cfg.critic_input_renorm,
         value_distribution=value_support(cfg),
+        residual_blocks=cfg.critic_residual_blocks,
     )
 
 
