@@ -212,6 +212,12 @@ METHODS: dict[str, Method] = {
         _QSM_RECIPE,
         ("--preset", "best", "--agent.critic-hidden", "512", "--agent.critic-residual-blocks", "2"),
     ),
+    # Issue 29 point 4: two critic updates per env step with every network reset each 25k
+    # updates (four times in a 100k-step run), on the best preset.
+    "qsm-best-utd2-reset": Method(
+        _QSM_RECIPE,
+        ("--preset", "best", "--updates-per-step", "2", "--agent.reset-every", "25000"),
+    ),
     "sac": Method(_SB3_BASELINE, family="sac"),
     # sb3-contrib CrossQ with its defaults, by the same baseline script and protocol.
     "crossq": Method((*_SB3_BASELINE, "--algo", "crossq"), family="sac"),

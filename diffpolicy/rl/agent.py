@@ -131,6 +131,10 @@ class AgentConfig:
     NeurIPS 2024): one Linear of width critic_hidden[0] with LayerNorm, then N residual blocks
     x + LN(W2 relu(LN(W1 x))) of that width (`diffpolicy.nets.EnsembleResidualBlock`); needs one
     width in critic_hidden and no critic_batch_renorm."""
+    reset_every: int = 0
+    """Every this many critic updates, re-initialise every network (critics, targets, denoiser,
+    its EMA) and clear the optimisers' moments, keeping the replay buffer, the step counts and
+    the learning-rate schedule (periodic resets: Nikishin et al., ICML 2022; BRO). 0: never."""
     reward_normalization: bool = False
     """The critic learns from r / s, s a running mean of |r| over the replay batches
     (`diffpolicy.objectives.RunningRewardScale`): rewards multiplied by any c > 0 give the same
@@ -230,7 +234,7 @@ class Agent(nn.Module):
     def __init__(self, obs_dim: int, act_dim: int, cfg: AgentConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.act_dim = act_dim
+        self.obs_dim, self.act_dim = obs_dim, act_dim
         denoiser = make_denoiser(obs_dim, act_dim, cfg)
         self.actor_objective = OBJECTIVES[cfg.objective]
         self.critic_update = CRITICS[critic_name(cfg)]
@@ -395,7 +399,28 @@ class Agent(nn.Module):
                 soft_update(self.target_critic, self.critic, cfg.tau)
         if (self.num_updates - 1) % cfg.actor_every == 0:
             metrics.update(self._actor_step(batch))
+        if cfg.reset_every and self.num_updates % cfg.reset_every == 0:
+            self.reset_networks()
         return metrics
+
+    @torch.no_grad()
+    def reset_networks(self) -> None:
+        """Fresh initial weights (drawn from torch's global generator) in every network, in
+        place (optimisers and compiled modules keep their parameter objects); the optimisers'
+        moments cleared, so Adam starts over as at its first step."""
+        cfg, denoiser = self.cfg, self.policy.denoiser
+        denoiser.load_state_dict(make_denoiser(self.obs_dim, self.act_dim, cfg).state_dict())
+        self.critic.load_state_dict(
+            self.critic_update.network(cfg, self.obs_dim, self.act_dim).state_dict()
+        )
+        if self.target_critic is not None:
+            self.target_critic.load_state_dict(self.critic.state_dict())
+        if self.ema is not None:
+            self.ema.model.load_state_dict(denoiser.state_dict())
+            self.ema.num_updates.zero_()
+            self.ema._count = 0
+        for opt in (self.actor_opt, self.critic_opt):
+            opt.state.clear()
 
     def _precision(self, batch: Batch) -> torch.autocast:
         """The autocast context of `precision` on the batch's device (disabled for float32).

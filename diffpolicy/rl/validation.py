@@ -176,6 +176,7 @@ def check_agent_config(cfg: Any) -> None:
     elif cfg.critic_reward_bound != 10.0:
         fail(p + "critic_reward_bound", cfg.critic_reward_bound, "needs critic_value_bins >= 2")
     at_least(p + "actor_every", cfg.actor_every, 1)
+    at_least(p + "reset_every", cfg.reset_every, 0)
     if cfg.target_subset is not None:
         up_to(p + "target_subset", cfg.target_subset, p + "critic_members", cfg.critic_members)
     finite_positive(p + "actor_lr", cfg.actor_lr)
