@@ -16,7 +16,8 @@ from torch import Tensor, nn
 from torch.profiler import record_function
 
 from diffpolicy.nets import EMA, Activation, Denoiser, soft_update, training
-from diffpolicy.objectives import AdaptiveTemperature, QSMConfig, paired_spread
+from diffpolicy.objectives import QSMConfig, paired_spread
+from diffpolicy.objectives.common import noisy_actions
 from diffpolicy.rl.buffer import Batch
 from diffpolicy.rl.compile import compile_networks
 from diffpolicy.rl.components import CRITICS, OBJECTIVES, critic_name, make_sampler
@@ -145,7 +146,8 @@ class AgentConfig:
     tau: float = 0.005
     """Polyak rate of the target critics, applied every update."""
     exploration_noise: float = 0.1
-    """Std of the Gaussian noise added to training actions (and to target next actions)."""
+    """Std of the Gaussian noise added to training actions (and to target next actions), unless
+    the objective sets its own (`ActorObjective.exploration_std`)."""
     ema_decay: float = 0.0
     """EMA of the denoiser (0: off). When on, the EMA weights act and draw target actions."""
     eval_best_of: int = 1
@@ -219,11 +221,9 @@ class Agent(nn.Module):
         self.num_updates = 0
         """Critic steps taken (the actor steps every `actor_every` of them)."""
         self.ema = EMA(denoiser, cfg.ema_decay) if cfg.ema_decay > 0 else None
-        self.temperature = (
-            AdaptiveTemperature(cfg.qsm.alpha, cfg.alpha_target_std, cfg.alpha_lr, cfg.alpha_max)
-            if cfg.alpha_target_std is not None
-            else None
-        )
+        rule = self.actor_objective.temperature
+        self.temperature = rule.build(cfg, act_dim) if rule is not None else None
+        """The objective's tuned temperature (QSM's alpha), or None."""
         # fused: one kernel per step for all parameters, and no host read of the step count.
         self.actor_opt = torch.optim.Adam(denoiser.parameters(), lr=cfg.actor_lr, fused=True)
         self.critic_opt = torch.optim.Adam(
@@ -320,8 +320,7 @@ class Agent(nn.Module):
         return self.critic.reduce(self.critic(obs, actions), "mean")
 
     def _explore(self, actions: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        noise = torch.randn(actions.shape, generator=generator, device=actions.device)
-        return (actions + self.cfg.exploration_noise * noise).clamp(-1.0, 1.0)
+        return noisy_actions(actions, self.actor_objective.exploration_std(self), generator)
 
     @torch.no_grad()
     def target_actions(self, next_obs: Tensor) -> Tensor:
@@ -377,11 +376,12 @@ class Agent(nn.Module):
                 self.ema.update(denoiser)
         if self.temperature is not None:
             with record_function("update/temperature"), self._precision(batch):
-                actor_metrics.update(self._temperature_step(batch))
+                step = self.actor_objective.temperature.step
+                actor_metrics.update(step(self, batch, actor_metrics))
         actor_metrics["actor_lr"] = self.actor_opt.param_groups[0]["lr"]
         return actor_metrics
 
-    def _temperature_step(self, batch: Batch) -> dict[str, Tensor]:
+    def spread_temperature_step(self, batch: Batch) -> dict[str, Tensor]:
         """Two acting-chain actions (no exploration noise) for each of the batch's first
         `alpha_spread_states` states; their spread steps alpha."""
         obs = batch.obs[: self.cfg.alpha_spread_states]
