@@ -34,6 +34,9 @@ CONFIGS = {
         **TINY, critic_batch_renorm=True, critic_target_network=False, actor_every=2
     ),
     "qsm-normalised": AgentConfig(**TINY, critic_layer_norm=True, target_subset=1),
+    "dime": AgentConfig(**TINY, objective="dime"),
+    "dacer": AgentConfig(**TINY, objective="dacer", dacer_entropy_every=2, dacer_entropy_samples=8),
+    "qvpo": AgentConfig(**TINY, objective="qvpo", qvpo_samples=4),
 }
 
 

@@ -1,7 +1,8 @@
 """Actor objectives by name: how the agent's actor step turns a replay batch into a loss.
 
 Built in: "qsm" (Q-score matching, `diffpolicy.objectives.qsm_loss`) and "dql" (Diffusion-QL,
-`dql_loss`). `register_objective("name", loss)` adds one; see examples/custom_objective.py.
+`dql_loss`) here; "dime", "dacer" and "qvpo" in `online_objectives`. `register_objective("name",
+loss)` adds one; see examples/custom_objective.py.
 """
 
 from __future__ import annotations
