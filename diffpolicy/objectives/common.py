@@ -39,7 +39,7 @@ def policy_actions(
     """n chain samples per state, each from x_T ~ N(0, I): (obs repeated, actions), both
     (batch * n, dim) with a state's n draws adjacent. `differentiable`: backpropagate through
     the chain (Diffusion-QL, DACER, DIME)."""
-    obs = repeat(obs, "b d -> (b n) d", n=n) if n > 1 else obs
+    obs = repeat(obs, "b d -> (b n) d", n=n)
     x_T = torch.randn(
         (obs.shape[0], act_dim), generator=generator, device=obs.device, dtype=obs.dtype
     )

@@ -56,7 +56,7 @@ def fit_gaussian_mixture(
     weights = torch.full((states, components), 1.0 / components, dtype=x.dtype, device=x.device)
     for _ in range(iterations):
         resp = responsibilities(x, weights, means, covs)  # (states, n, K)
-        mass = resp.sum(dim=1) + 10 * torch.finfo(x.dtype).eps  # (states, K)
+        mass = resp.sum(dim=1).clamp(min=torch.finfo(x.dtype).tiny)  # (states, K); never 0
         weights = mass / n
         means = resp.transpose(1, 2) @ x / mass.unsqueeze(-1)
         diff = x.unsqueeze(1) - means.unsqueeze(2)  # (states, K, n, d)
