@@ -30,17 +30,16 @@ def _unchanged_exploration(cfg: AgentConfig, name: str, why: str) -> None:
         fail(P + "exploration_noise", cfg.exploration_noise, f"objective {name} {why}")
 
 
+def _common(agent: Agent, batch: Batch) -> tuple:
+    """The first arguments of the three losses: denoiser, critic, sampler, obs, act_dim."""
+    policy = agent.policy
+    return policy.denoiser, agent.critic, policy.sampler, batch.obs, agent.act_dim
+
+
 # --- DIME ----------------------------------------------------------------------------------------
 def _dime(agent: Agent, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
     alpha = agent.temperature.alpha if agent.temperature is not None else agent.cfg.dime_alpha
-    return dime_loss(
-        agent.policy.denoiser,
-        agent.critic,
-        agent.policy.sampler,
-        batch.obs,
-        agent.act_dim,
-        alpha,
-    )
+    return dime_loss(*_common(agent, batch), alpha)
 
 
 def _dime_temperature(cfg: AgentConfig, act_dim: int) -> AdaptiveTemperature | None:
@@ -81,14 +80,7 @@ def _dacer_noise(agent: Agent) -> Tensor:
 
 
 def _dacer(agent: Agent, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
-    return dacer_loss(
-        agent.policy.denoiser,
-        agent.critic,
-        agent.policy.sampler,
-        batch.obs,
-        agent.act_dim,
-        _dacer_noise(agent),
-    )
+    return dacer_loss(*_common(agent, batch), _dacer_noise(agent))
 
 
 def _dacer_temperature(cfg: AgentConfig, act_dim: int) -> AdaptiveTemperature:
@@ -135,15 +127,8 @@ register_objective(
 
 # --- QVPO ----------------------------------------------------------------------------------------
 def _qvpo(agent: Agent, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
-    return qvpo_loss(
-        agent.policy.denoiser,
-        agent.critic,
-        agent.policy.sampler,
-        batch.obs,
-        agent.act_dim,
-        agent.cfg.qvpo_samples,
-        agent.cfg.qvpo_entropy_weight,
-    )
+    cfg = agent.cfg
+    return qvpo_loss(*_common(agent, batch), cfg.qvpo_samples, cfg.qvpo_entropy_weight)
 
 
 register_objective("qvpo", _qvpo, options=("qvpo_samples", "qvpo_entropy_weight"))
