@@ -115,6 +115,9 @@ def case(name: str):
 
 
 # --- values on the command line (recipes/qsm_mujoco.py) ------------------------------------------
+# The default (best) preset reads the Langevin score in the diffusion convention, a Langevin
+# option that another sampler refuses: set back to its default where a case changes the sampler.
+_SCORE_TRAINED = ["--agent.langevin-score", "trained"]
 FLAG_CASES = {
     "tau-above-one": ["--agent.tau", "2"],
     "tau-zero": ["--agent.tau", "0"],
@@ -157,6 +160,27 @@ FLAG_CASES = {
     ],
     "noise-negative": ["--agent.exploration-noise", "-0.1"],
     "dql-with-langevin": ["--agent.objective", "dql", "--agent.sampler", "langevin"],
+    "dacer-with-langevin": ["--agent.objective", "dacer", "--agent.sampler", "langevin"],
+    "dime-with-ddim": ["--agent.objective", "dime", "--agent.sampler", "ddim", *_SCORE_TRAINED],
+    "dime-small-variance": [
+        "--agent.objective",
+        "dime",
+        "--agent.sampler",
+        "ddpm",
+        *_SCORE_TRAINED,
+        "--agent.ddpm-variance",
+        "small",
+    ],  # fmt: skip
+    "dacer-exploration-noise": [
+        "--agent.objective",
+        "dacer",
+        "--agent.sampler",
+        "ddpm",
+        *_SCORE_TRAINED,
+        "--agent.exploration-noise",
+        "0.2",
+    ],  # fmt: skip
+    "qvpo-one-sample": ["--agent.objective", "qvpo", "--agent.qvpo-samples", "1"],
     "unknown-sampler": ["--agent.sampler", "euler"],
     "not-a-number": ["--agent.tau", "abc"],
     "unknown-flag": ["--agent.taux", "0.1"],

@@ -44,6 +44,9 @@ CONFIGS = {
     "crossq-bfloat16": AgentConfig(
         **TINY, critic_batch_renorm=True, critic_target_network=False, precision="bfloat16"
     ),
+    "dime": AgentConfig(**TINY, objective="dime"),
+    "dacer": AgentConfig(**TINY, objective="dacer", dacer_entropy_every=2, dacer_entropy_samples=8),
+    "qvpo": AgentConfig(**TINY, objective="qvpo", qvpo_samples=4),
 }
 
 

@@ -59,7 +59,7 @@ def test_registry_refuses_a_taken_name_and_lists_the_known_ones():
 
 
 def test_built_in_names_are_registered():
-    assert OBJECTIVES.names() == ("qsm", "dql")
+    assert OBJECTIVES.names() == ("qsm", "dql", "dime", "dacer", "qvpo")
     assert SAMPLERS.names() == ("ddpm", "ddim", "langevin")
     assert CRITICS.names() == ("td", "crossq")
 

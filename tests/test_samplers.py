@@ -711,3 +711,41 @@ def test_a_step_adds_the_generators_standard_normal_draw(dtype):
     # Rounding of the two outputs, divided by the noise difference that scales it up.
     tol = 64 * torch.finfo(dtype).eps / (z1 - z2).abs()
     assert bool(((sigma - sigma.median()).abs() <= tol * (1 + x1.abs() + x2.abs())).all())
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda clipping: DDPMSampler(make_schedule("vp", 5), variance="large", clipping=clipping),
+        lambda clipping: DDIMSampler(make_schedule("vp", 5), eta=0.5, clipping=clipping),
+        lambda clipping: LangevinSampler(make_schedule("vp", 5), num_steps=3, clipping=clipping),
+    ],
+)
+def test_final_clipping_clips_only_the_returned_sample(build):
+    """Clipping(each_step=False, final=True) leaves the chain's states free (DIME's chain): its
+    sample is the unclipped chain's sample, clipped."""
+
+    def denoise(x, t, cond):
+        return 0.3 * x
+
+    x_T = torch.randn(64, 2, generator=gen(0)) * 3
+    free = build(NO_CLIPPING).sample(denoise, None, x_T, gen(1))
+    final = build(Clipping(each_step=False, final=True)).sample(denoise, None, x_T, gen(1))
+    assert (free.abs() > 1).any()
+    assert torch.equal(final, free.clamp(-1.0, 1.0))
+
+
+def test_ddpm_final_noise_adds_the_last_kernels_noise():
+    """final_noise: the last step draws from its Gaussian kernel too (std sqrt(beta_0) for the
+    "large" variance) instead of returning its mean."""
+    schedule = make_schedule("vp", 3, dtype=F64)
+
+    def denoise(x, t, cond):
+        return 0.3 * x
+
+    x_T = torch.randn(4096, 1, generator=gen(0), dtype=F64)
+    plain = DDPMSampler(schedule, variance="large", clipping=NO_CLIPPING)
+    noisy = DDPMSampler(schedule, variance="large", clipping=NO_CLIPPING, final_noise=True)
+    difference = noisy.sample(denoise, None, x_T, gen(1)) - plain.sample(denoise, None, x_T, gen(1))
+    beta_0 = 1.0 - schedule.alpha_bars[0].item()
+    assert difference.std().item() == pytest.approx(math.sqrt(beta_0), rel=0.05)

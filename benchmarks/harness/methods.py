@@ -34,6 +34,8 @@ _NORMALISED = (
 # variant was first run: the sampled law is exp(alpha / sqrt(1 - abar_0) Q), 2.26x alpha = 50.
 _LANGEVIN_AS_FIRST_RUN = ("--agent.sampler", "langevin", "--agent.langevin-score", "schedule")
 
+_DDPM = ("--agent.sampler", "ddpm", "--agent.langevin-score", "trained")
+
 # Every variant is stated against the reference preset, whatever the recipe's default preset is.
 _REFERENCE = ("--preset", "reference")
 # CrossQ's critic (Bhatt et al., ICLR 2024): batch renormalisation, current and next state-actions
@@ -218,6 +220,12 @@ METHODS: dict[str, Method] = {
         _QSM_RECIPE,
         ("--preset", "best", "--updates-per-step", "2", "--agent.reset-every", "25000"),
     ),
+    # Issue 30: the published online objectives on the best preset (docs/objectives/). DIME and
+    # DACER backpropagate through the chain, so they act with DDPM instead of the preset's
+    # Langevin chain (whose diffusion-convention score reading ddpm does not take).
+    "dime-best": Method(_QSM_RECIPE, ("--preset", "best", "--agent.objective", "dime", *_DDPM)),
+    "dacer-best": Method(_QSM_RECIPE, ("--preset", "best", "--agent.objective", "dacer", *_DDPM)),
+    "qvpo-best": Method(_QSM_RECIPE, ("--preset", "best", "--agent.objective", "qvpo")),
     "sac": Method(_SB3_BASELINE, family="sac"),
     # sb3-contrib CrossQ with its defaults, by the same baseline script and protocol.
     "crossq": Method((*_SB3_BASELINE, "--algo", "crossq"), family="sac"),

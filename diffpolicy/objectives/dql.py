@@ -8,6 +8,7 @@ from torch import Tensor, nn
 
 from diffpolicy.nets.averaging import frozen
 from diffpolicy.objectives.bc import bc_loss
+from diffpolicy.objectives.common import policy_actions
 from diffpolicy.samplers import Sampler
 
 
@@ -26,10 +27,9 @@ def dql_loss(
     as in the paper, so eta is scale-free. The critic's parameters get no gradient.
     """
     bc, metrics = bc_loss(denoiser, sampler.schedule, obs, actions, sampler.prediction, generator)
-    x_T = torch.randn(
-        actions.shape, generator=generator, device=actions.device, dtype=actions.dtype
+    _, a_pi = policy_actions(
+        denoiser, sampler, obs, actions.shape[-1], differentiable=True, generator=generator
     )
-    a_pi = sampler.sample(denoiser, obs, x_T, generator=generator, differentiable=True)
     with frozen(critic):
         q = critic(obs, a_pi)  # (members, batch)
     q = q.mean(dim=0) if q.ndim == 2 else q

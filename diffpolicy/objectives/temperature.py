@@ -8,7 +8,9 @@ shape. The controller moves log alpha by the gradient of
     -log alpha * (log spread - log target_std)
 (a larger alpha, a colder policy exp(alpha Q), when the policy is wider than the target), with
 Adam as SAC does. For a Gaussian with SAC's target entropy of -1 nat per action dimension the
-per-dimension std is exp(-1) / sqrt(2 pi e) = 0.089 (`SAC_EQUIVALENT_STD`).
+per-dimension std is exp(-1) / sqrt(2 pi e) = 0.089 (`SAC_EQUIVALENT_STD`). The same controller
+tunes an entropy coefficient toward a target entropy (DIME, DACER): `step_error` with the
+entropy's shortfall, target - entropy.
 """
 
 from __future__ import annotations
@@ -35,19 +37,19 @@ def paired_spread(first: Tensor, second: Tensor) -> Tensor:
 
 class AdaptiveTemperature(nn.Module):
     """log alpha as a parameter with its own Adam; `alpha` is what the QSM loss scales by, at most
-    `max_alpha` when one is given."""
+    `max_alpha` when one is given. target_std None: no spread target, only `step_error`."""
 
     def __init__(
         self,
         initial_alpha: float,
-        target_std: float,
+        target_std: float | None,
         lr: float = 3e-4,
         max_alpha: float | None = None,
     ) -> None:
         super().__init__()
         if not (math.isfinite(initial_alpha) and initial_alpha > 0):
             raise ValueError(f"initial alpha must be a finite number > 0, got {initial_alpha}")
-        if not (math.isfinite(target_std) and target_std > 0):
+        if target_std is not None and not (math.isfinite(target_std) and target_std > 0):
             raise ValueError(f"target std must be a finite number > 0, got {target_std}")
         if max_alpha is not None and not (math.isfinite(max_alpha) and max_alpha >= initial_alpha):
             raise ValueError(
@@ -69,12 +71,19 @@ class AdaptiveTemperature(nn.Module):
 
     def step(self, spread: Tensor) -> dict[str, Tensor]:
         """One Adam step of log alpha toward spread == target_std; returns metrics (tensors)."""
-        error = spread.detach().log() - math.log(self.target_std)
-        loss = -self.log_alpha * error
+        if self.target_std is None:
+            raise ValueError("this temperature has no target std: step it with step_error")
+        metrics = self.step_error(spread.detach().log() - math.log(self.target_std))
+        return {**metrics, "action_spread": spread.detach()}
+
+    def step_error(self, error: Tensor) -> dict[str, Tensor]:
+        """One Adam step of log alpha down the gradient of -log alpha * error: alpha grows while
+        the error is positive. Returns {"alpha": the new alpha}."""
+        loss = -self.log_alpha * error.detach()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
         if self.max_log_alpha is not None:
             with torch.no_grad():
                 self.log_alpha.clamp_(max=self.max_log_alpha)
-        return {"alpha": self.alpha, "action_spread": spread.detach()}
+        return {"alpha": self.alpha}

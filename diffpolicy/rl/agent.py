@@ -19,11 +19,11 @@ from torch.profiler import record_function
 
 from diffpolicy.nets import EMA, Activation, Denoiser, soft_update, training
 from diffpolicy.objectives import (
-    AdaptiveTemperature,
     QSMConfig,
     RunningRewardScale,
     paired_spread,
 )
+from diffpolicy.objectives.common import noisy_actions
 from diffpolicy.rl.buffer import Batch
 from diffpolicy.rl.compile import compile_networks
 from diffpolicy.rl.components import CRITICS, OBJECTIVES, critic_name, make_sampler
@@ -48,7 +48,8 @@ class AgentConfig:
 
     objective: str = "qsm"
     """Actor objective: "qsm" (Q-score matching), "dql" (Diffusion-QL: BC + Q through the
-    sampler), or a name added with `diffpolicy.rl.register_objective`."""
+    sampler), "dime", "dacer", "qvpo" (docs/objectives/), or a name added with
+    `diffpolicy.rl.register_objective`."""
     qsm: QSMConfig = field(default_factory=QSMConfig)
     """QSM switches (alpha, target form, critic reduction, grad normalisation, clipping)."""
     alpha_target_std: float | None = None
@@ -76,6 +77,29 @@ class AgentConfig:
     actions per state."""
     dql_eta: float = 1.0
     """Diffusion-QL: weight of the normalised -Q term against the BC loss."""
+    dime_alpha: float = 1.0
+    """DIME: the entropy coefficient alpha (its start, when dime_target_entropy tunes it)."""
+    dime_target_entropy: float | None = -1.0
+    """DIME: tune alpha (Adam, alpha_lr) so that the chain's entropy bound approaches this many
+    nats per action dimension (SAC's -1). None: alpha stays dime_alpha."""
+    dacer_alpha: float = 3.0
+    """DACER: the starting alpha; the noise added to the chain's actions has std
+    alpha * dacer_noise_scale (the authors' implementation starts at 3)."""
+    dacer_alpha_lr: float = 0.03
+    """DACER: Adam learning rate of log alpha (the authors' implementation's)."""
+    dacer_noise_scale: float = 0.15
+    """DACER: lambda, the noise std per unit alpha (the authors' implementation: 0.15, 0.1 on
+    some environments)."""
+    dacer_target_entropy: float = -0.9
+    """DACER: target of the Gaussian-mixture entropy estimate, in nats per action dimension."""
+    dacer_entropy_every: int = 10_000
+    """DACER: estimate the entropy and step alpha every this many actor steps."""
+    dacer_entropy_samples: int = 200
+    """DACER: actions drawn per state of the batch for the entropy estimate."""
+    qvpo_samples: int = 64
+    """QVPO: actions drawn per state; the best by Q is trained on, weighted by its advantage."""
+    qvpo_entropy_weight: float = 0.02
+    """QVPO: omega, the weight of the denoising loss towards uniform actions (entropy term)."""
     schedule: ScheduleName = "vp"
     """Noise schedule name."""
     diffusion_steps: int = 5
@@ -174,7 +198,8 @@ class AgentConfig:
     tau: float = 0.005
     """Polyak rate of the target critics, applied every update."""
     exploration_noise: float = 0.1
-    """Std of the Gaussian noise added to training actions (and to target next actions)."""
+    """Std of the Gaussian noise added to training actions (and to target next actions). DIME
+    adds none (its chain's own noise explores), DACER alpha * dacer_noise_scale."""
     ema_decay: float = 0.0
     """EMA of the denoiser (0: off). When on, the EMA weights act and draw target actions."""
     eval_best_of: int = 1
@@ -261,11 +286,10 @@ class Agent(nn.Module):
         self.num_updates = 0
         """Critic steps taken (the actor steps every `actor_every` of them)."""
         self.ema = EMA(denoiser, cfg.ema_decay) if cfg.ema_decay > 0 else None
-        self.temperature = (
-            AdaptiveTemperature(cfg.qsm.alpha, cfg.alpha_target_std, cfg.alpha_lr, cfg.alpha_max)
-            if cfg.alpha_target_std is not None
-            else None
-        )
+        rule = self.actor_objective.temperature
+        self.temperature = rule.build(cfg, act_dim) if rule is not None else None
+        """The objective's tuned temperature (QSM's alpha, DIME's and DACER's entropy
+        coefficients), or None."""
         # fused: one kernel per step for all parameters, and no host read of the step count.
         self.actor_opt = torch.optim.Adam(denoiser.parameters(), lr=cfg.actor_lr, fused=True)
         self.critic_opt = torch.optim.Adam(
@@ -365,8 +389,7 @@ class Agent(nn.Module):
         return q if self.reward_normaliser is None else q * self.reward_normaliser.scale
 
     def _explore(self, actions: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        noise = torch.randn(actions.shape, generator=generator, device=actions.device)
-        return (actions + self.cfg.exploration_noise * noise).clamp(-1.0, 1.0)
+        return noisy_actions(actions, self.actor_objective.exploration_std(self), generator)
 
     @torch.no_grad()
     def target_actions(self, next_obs: Tensor) -> Tensor:
@@ -449,11 +472,12 @@ class Agent(nn.Module):
                 self.ema.update(denoiser)
         if self.temperature is not None:
             with record_function("update/temperature"), self._precision(batch):
-                actor_metrics.update(self._temperature_step(batch))
+                step = self.actor_objective.temperature.step
+                actor_metrics.update(step(self, batch, actor_metrics))
         actor_metrics["actor_lr"] = self.actor_opt.param_groups[0]["lr"]
         return actor_metrics
 
-    def _temperature_step(self, batch: Batch) -> dict[str, Tensor]:
+    def spread_temperature_step(self, batch: Batch) -> dict[str, Tensor]:
         """Two acting-chain actions (no exploration noise) for each of the batch's first
         `alpha_spread_states` states; their spread steps alpha."""
         obs = batch.obs[: self.cfg.alpha_spread_states]

@@ -140,6 +140,16 @@ def check_agent_config(cfg: Any) -> None:
     finite_positive(p + "alpha_lr", cfg.alpha_lr)
     at_least(p + "alpha_spread_states", cfg.alpha_spread_states, 1)
     finite_at_least(p + "dql_eta", cfg.dql_eta, 0)
+    for name in ("dime_alpha", "dacer_alpha", "dacer_alpha_lr", "dacer_noise_scale"):
+        finite_positive(p + name, getattr(cfg, name))
+    for name in ("dime_target_entropy", "dacer_target_entropy"):
+        value = getattr(cfg, name)
+        if value is not None and not math.isfinite(value):
+            fail(p + name, value, "must be a finite number")
+    at_least(p + "dacer_entropy_every", cfg.dacer_entropy_every, 1)
+    at_least(p + "dacer_entropy_samples", cfg.dacer_entropy_samples, 3)
+    at_least(p + "qvpo_samples", cfg.qvpo_samples, 2)
+    finite_at_least(p + "qvpo_entropy_weight", cfg.qvpo_entropy_weight, 0)
     at_least(p + "diffusion_steps", cfg.diffusion_steps, 1)
     at_least(p + "langevin_steps", cfg.langevin_steps, 1)
     finite_positive(p + "langevin_step_size", cfg.langevin_step_size)

@@ -45,12 +45,15 @@ class Clipping:
 
     each_step: clip x after every reverse step (the QSM reference does this).
     x0: clip the denoiser's implied clean sample before forming the step (diffusers' clip_sample).
+    final: clip the returned sample (what each_step does too), leaving the chain's states free
+    (DIME: every step then keeps its Gaussian density).
     """
 
     low: float = -1.0
     high: float = 1.0
     each_step: bool = True
     x0: bool = False
+    final: bool = False
 
     def __post_init__(self) -> None:
         if not self.low < self.high:
@@ -95,6 +98,11 @@ class ReverseChainSampler(ABC):
         self._taus: list[int] = steps.tolist()
 
     @property
+    def taus(self) -> list[int]:
+        """The visited timesteps tau_1 < ... < tau_K as ints (no host read of a tensor)."""
+        return self._taus
+
+    @property
     def num_steps(self) -> int:
         """K, the number of denoiser calls per sample."""
         return self.timesteps.numel()
@@ -131,16 +139,11 @@ class ReverseChainSampler(ABC):
         chain = [x_T]
         with torch.set_grad_enabled(differentiable and torch.is_grad_enabled()):
             x = x_T
-            taus = self._taus
+            taus = self.taus
             for i in reversed(range(len(taus))):
                 t = level(taus[i], x)
                 t_prev = level(taus[i - 1] if i > 0 else -1, x)
-                pred = denoise(x, t, cond)
-                x0 = self.schedule.convert(pred, x, t, self.prediction, "x0", validate=False)
-                if self.clipping.x0:
-                    x0 = x0.clamp(self.clipping.low, self.clipping.high)
-                # eps consistent with the (possibly clipped) x0, as the step formulas assume.
-                eps = self.schedule.convert(x0, x, t, "x0", "eps", validate=False)
+                x0, eps = self.predict(denoise, x, t, cond)
                 # Drawn at every step, used or not, so samplers given one generator see one stream.
                 noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
                 x = self.step(x, t, t_prev, x0, eps, noise)
@@ -150,7 +153,19 @@ class ReverseChainSampler(ABC):
                     chain.append(x)
                 else:
                     chain = [x]
+            if self.clipping.final:
+                chain[-1] = chain[-1].clamp(self.clipping.low, self.clipping.high)
         return chain
+
+    def predict(self, denoise: Denoiser, x_t: Tensor, t: Tensor, cond: Tensor | None):
+        """One denoiser call at level t: (x0_hat, eps_hat), x0_hat clipped if `clipping.x0`."""
+        pred = denoise(x_t, t, cond)
+        x0 = self.schedule.convert(pred, x_t, t, self.prediction, "x0", validate=False)
+        if self.clipping.x0:
+            x0 = x0.clamp(self.clipping.low, self.clipping.high)
+        # eps consistent with the (possibly clipped) x0, as the step formulas assume.
+        eps = self.schedule.convert(x0, x_t, t, "x0", "eps", validate=False)
+        return x0, eps
 
     @abstractmethod
     def step(

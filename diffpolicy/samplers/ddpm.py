@@ -17,10 +17,18 @@ class DDPMSampler(ReverseChainSampler):
 
     variance "small" uses the posterior variance beta_tilde = beta (1 - abar_prev) / (1 - abar_t);
     "large" uses beta itself. Over a subsequence, beta is the respaced 1 - abar_t / abar_prev.
-    No noise is added on the last step (to the clean sample), for either variance.
+    No noise is added on the last step (to the clean sample), for either variance, unless
+    `final_noise` (DIME: every reverse kernel then has a density).
     """
 
-    def __init__(self, *args, variance: Variance = "small", temperature: float = 1.0, **kwargs):
+    def __init__(
+        self,
+        *args,
+        variance: Variance = "small",
+        temperature: float = 1.0,
+        final_noise: bool = False,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         if variance not in VARIANCES:
             raise ValueError(f"unknown variance {variance!r}; valid: {', '.join(VARIANCES)}")
@@ -28,8 +36,11 @@ class DDPMSampler(ReverseChainSampler):
             raise ValueError(f"temperature must be >= 0, got {temperature}")
         self.variance = variance
         self.temperature = temperature
+        self.final_noise = final_noise
 
-    def step(self, x_t, t, t_prev, x0, eps, noise) -> Tensor:
+    def kernel(self, x_t, t, t_prev, x0) -> tuple[Tensor, Tensor]:
+        """The Gaussian reverse kernel p(x_prev | x_t): (mean, std), std before the temperature
+        and whatever the last step does with it."""
         # The loop checked its timesteps once at construction: no per-step range check.
         abar = self.schedule.alpha_bar(t, x_t, validate=False)
         abar_prev = self.schedule.alpha_bar(t_prev, x_t, validate=False)
@@ -40,5 +51,11 @@ class DDPMSampler(ReverseChainSampler):
         coef_xt = alpha.sqrt() * (1.0 - abar_prev) / (1.0 - abar)
         mean = coef_x0 * x0 + coef_xt * x_t
         var = beta * (1.0 - abar_prev) / (1.0 - abar) if self.variance == "small" else beta
-        last = (t_prev < 0).to(x_t.dtype).reshape(abar.shape)
-        return mean + (1.0 - last) * self.temperature * var.sqrt() * noise
+        return mean, var.sqrt()
+
+    def step(self, x_t, t, t_prev, x0, eps, noise) -> Tensor:
+        mean, std = self.kernel(x_t, t, t_prev, x0)
+        if self.final_noise:
+            return mean + self.temperature * std * noise
+        last = (t_prev < 0).to(x_t.dtype).reshape(std.shape)
+        return mean + (1.0 - last) * self.temperature * std * noise

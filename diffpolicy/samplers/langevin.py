@@ -122,4 +122,6 @@ class LangevinSampler:
             x = x + h * score + noise_scale * z
             if self.clipping.each_step:
                 x = x.clamp(self.clipping.low, self.clipping.high)
+        if self.clipping.final:
+            x = x.clamp(self.clipping.low, self.clipping.high)
         return x

@@ -2,6 +2,7 @@
 from a registry that user code adds to (`register_objective`, `register_sampler`,
 `register_critic`), like gymnasium's `register` / `make`."""
 
+from diffpolicy.rl.components import online_objectives  # noqa: F401 (registers dime, dacer, qvpo)
 from diffpolicy.rl.components.checks import check_components
 from diffpolicy.rl.components.critics import (
     CRITICS,

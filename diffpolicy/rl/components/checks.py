@@ -35,6 +35,8 @@ def check_components(cfg: AgentConfig) -> None:
     _unused_options(cfg, "critic", CRITICS, critic)
 
     objective, sampler = OBJECTIVES[cfg.objective], SAMPLERS[cfg.sampler]
+    if objective.check is not None:  # first: it names the one sampler that fits, where any
+        objective.check(cfg)
     if objective.differentiates_sampler and not sampler.differentiable:
         usable = [name for name, entry in SAMPLERS.items() if entry.differentiable]
         fail(
@@ -63,7 +65,7 @@ def check_components(cfg: AgentConfig) -> None:
             False,
             f"critic {critic} keeps target networks (false is the older way to choose crossq)",
         )
-    if not CRITICS[critic].target_network and cfg.tau != _default(cfg, "tau"):
+    if not CRITICS[critic].target_network and cfg.tau != default_of(cfg, "tau"):
         fail(P + "tau", cfg.tau, f"critic {critic} has no target network to average")
 
 
@@ -77,7 +79,7 @@ def _unused_options(cfg: AgentConfig, field: str, registry: Registry, chosen: st
         if chosen in names:
             continue
         value = getattr(cfg, option)
-        if value != _default(cfg, option):
+        if value != default_of(cfg, option):
             kind = field if len(names) == 1 else field + "s"
             fail(
                 P + option,
@@ -86,7 +88,7 @@ def _unused_options(cfg: AgentConfig, field: str, registry: Registry, chosen: st
             )
 
 
-def _default(cfg: AgentConfig, option: str) -> Any:
+def default_of(cfg: AgentConfig, option: str) -> Any:
     field = next(f for f in dataclasses.fields(cfg) if f.name == option)
     if field.default_factory is not dataclasses.MISSING:
         return field.default_factory()

@@ -77,13 +77,20 @@ def _levels(cfg: AgentConfig, steps: int | None) -> dict:
     timesteps = even_timesteps(
         cfg.diffusion_steps, steps or cfg.sample_steps or cfg.diffusion_steps
     )
-    return {"prediction": cfg.prediction, "timesteps": timesteps, "clipping": Clipping()}
+    # An objective whose chain keeps its Gaussian densities (DIME) clips the final sample only.
+    free = OBJECTIVES[cfg.objective].gaussian_chain
+    clipping = Clipping(each_step=not free, final=free)
+    return {"prediction": cfg.prediction, "timesteps": timesteps, "clipping": clipping}
 
 
 def _ddpm(cfg: AgentConfig, steps: int | None, temperature: float) -> Sampler:
     schedule = make_schedule(cfg.schedule, cfg.diffusion_steps)
     return DDPMSampler(
-        schedule, variance=cfg.ddpm_variance, temperature=temperature, **_levels(cfg, steps)
+        schedule,
+        variance=cfg.ddpm_variance,
+        temperature=temperature,
+        final_noise=OBJECTIVES[cfg.objective].gaussian_chain,
+        **_levels(cfg, steps),
     )
 
 
