@@ -9,8 +9,12 @@ humanoid tasks (as the reference suggests); any flag overrides the preset. DMC's
 end is a time-limit truncation, not a terminal.
 """
 
-from diffpolicy.rl.cli import run_preset_recipe
-from diffpolicy.rl.presets import qsm_dmc
+import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")  # offscreen rendering; set before mujoco is imported
+
+from diffpolicy.rl.cli import run_preset_recipe  # noqa: E402
+from diffpolicy.rl.presets import qsm_dmc  # noqa: E402
 
 
 def main() -> None:
