@@ -23,8 +23,8 @@ def qsm_langevin_t3(env: str = "Hopper-v5") -> TrainConfig:
     """The Langevin actor on the reference's critic (twin Q, Polyak targets, Adam lr 3e-4).
 
     256-wide actor and critics (SAC's width), acting by 10 Langevin steps on the learned
-    lowest-level score and drawing the critic's target actions by 3. The chain reads the score in the diffusion
-    convention (`langevin_score="schedule"`), as the measured runs did: it samples
+    lowest-level score and drawing the critic's target actions by 3. The chain reads the score
+    in the diffusion convention (`langevin_score="schedule"`), as the measured runs did: it samples
     exp(alpha / sqrt(1 - abar_0) Q) = exp(113 Q) at alpha = 50, vp, T = 5."""
     agent = AgentConfig(
         actor_hidden=(256, 256),
