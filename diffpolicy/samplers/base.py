@@ -17,7 +17,9 @@ from torch import Tensor
 
 from diffpolicy.schedules import NoiseSchedule, check_prediction
 
-Denoiser = Callable[[Tensor, Tensor, Tensor | None], Tensor]
+DenoiseFn = Callable[[Tensor, Tensor, Tensor | None], Tensor]
+"""What a sampler calls: `denoise(x_t, t, cond) -> prediction`. `diffpolicy.nets.Denoiser` is
+one; any function of that shape (a closed form, a wrapped network) is another."""
 
 
 def even_timesteps(num_train_steps: int, num_sample_steps: int) -> Tensor:
@@ -101,7 +103,7 @@ class ReverseChainSampler(ABC):
 
     def sample(
         self,
-        denoise: Denoiser,
+        denoise: DenoiseFn,
         cond: Tensor | None,
         x_T: Tensor,
         generator: torch.Generator | None = None,
@@ -115,7 +117,7 @@ class ReverseChainSampler(ABC):
 
     def sample_chain(
         self,
-        denoise: Denoiser,
+        denoise: DenoiseFn,
         cond: Tensor | None,
         x_T: Tensor,
         generator: torch.Generator | None = None,
