@@ -56,6 +56,7 @@ from harness.collect import write_results
 from harness.launch import STOPPED_CODES, Outcome, describe
 from harness.methods import METHODS, REPO
 from harness.plan import Sweep, format_plan, plan
+from harness.reach import reach_table
 from harness.results import load_suite
 from harness.seed_table import seed_table
 
@@ -159,7 +160,10 @@ def table(cfg: Table) -> None:
     suite_dir = REPO / cfg.results_root / cfg.suite
     if not suite_dir.is_dir():
         raise SystemExit(f"no results in {suite_dir}")
-    print(seed_table(load_suite(suite_dir), cfg.methods, cfg.steps))
+    groups = load_suite(suite_dir)
+    print(seed_table(groups, cfg.methods, cfg.steps))
+    print(f"Time to reach SAC's mean return at {max(cfg.steps)} steps:\n")
+    print(reach_table(groups, cfg.methods, max(cfg.steps)))
 
 
 def main() -> None:

@@ -6,6 +6,7 @@
     python benchmarks/update_speed.py --clock cpu --critic-width 1024   # + crossq-critic, wider
     python benchmarks/update_speed.py --clock cpu --methods qsm-ln-no-target   # + harness methods
     python benchmarks/update_speed.py --device cuda   # every agent on the GPU (wall clock)
+    python benchmarks/update_speed.py --clock cpu --bfloat16   # + the best preset in bfloat16
 
 One torch thread (`--threads N` for more), Hopper-v5 sizes (obs 11, act 3), batch 256, replay
 buffers of 10k random transitions. For each agent: ms per update (drawing the minibatch included)
@@ -71,6 +72,9 @@ class Args:
     """Also time sb3-contrib's CrossQ (1024-wide critics: about 9x SAC's update)."""
     critic_width: int = 0
     """Also time the CrossQ-critic preset with critics this wide (0: skip)."""
+    bfloat16: bool = False
+    """Also time the best preset with precision "bfloat16" (mixed precision: fast on a GPU or a
+    CPU with AVX512-BF16 or AMX; emulated, and far slower, on other CPUs)."""
     methods: tuple[str, ...] = ()
     """Also time these QSM methods of the learning harness (its screen variants)."""
     threads: int = 1
@@ -238,6 +242,9 @@ def main() -> None:
             base, critic_hidden=(args.critic_width,) * len(base.critic_hidden)
         )
         agents[f"QSM crossq-critic w{args.critic_width}"] = qsm_tasks(wide, data, device=dev)
+    if args.bfloat16:
+        half = dataclasses.replace(qsm_best().agent, precision="bfloat16")
+        agents["QSM best bfloat16"] = qsm_tasks(half, data, device=dev)
     for name, cfg in methods.items():
         agents[name] = qsm_tasks(cfg, data, device=dev)
     if args.crossq:
@@ -257,6 +264,9 @@ def main() -> None:
     print(f"update ratio fast/SAC: {median['QSM fast', 'update'] / sac_update:.2f}")
     xq = median["QSM crossq-critic", "update"]
     print(f"update ratio crossq-critic/SAC: {xq / sac_update:.2f}")
+    if args.bfloat16:
+        half = median["QSM best bfloat16", "update"]
+        print(f"update ratio best-bfloat16/SAC: {half / sac_update:.2f}")
 
 
 if __name__ == "__main__":

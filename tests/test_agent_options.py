@@ -214,3 +214,40 @@ def test_options_of_the_chosen_parts_are_accepted():
     AgentConfig(target_subset=1, tau=0.01)
     # A preset's QSM settings (qsm_dmc's alpha 120) do not block choosing another objective.
     AgentConfig(objective="dql", qsm=QSMConfig(alpha=120.0))
+
+
+def test_reset_every_resets_at_each_multiple_of_it(monkeypatch):
+    agent = Agent(3, 2, AgentConfig(**TINY, reset_every=3))
+    resets = []
+    monkeypatch.setattr(agent, "reset_networks", lambda: resets.append(agent.num_updates))
+    for k in range(7):
+        agent.update(_batch(k))
+    assert resets == [3, 6]
+
+
+def test_a_reset_draws_fresh_initial_weights_and_clears_the_optimisers():
+    """The networks then hold what a new agent's networks draw from the same generator state;
+    the targets and the EMA copy start from them; Adam's moments are gone."""
+    from diffpolicy.rl.agent import make_denoiser
+
+    cfg = AgentConfig(**TINY, ema_decay=0.9)
+    torch.manual_seed(0)
+    agent = Agent(3, 2, cfg)
+    for k in range(3):
+        agent.update(_batch(k))
+    trained = [p.clone() for p in agent.critic.parameters()]
+    torch.manual_seed(7)
+    agent.reset_networks()
+    torch.manual_seed(7)
+    denoiser, critic = make_denoiser(3, 2, cfg), agent.critic_update.network(cfg, 3, 2)
+    for mine, fresh in ((agent.policy.denoiser, denoiser), (agent.critic, critic)):
+        for a, b in zip(mine.state_dict().values(), fresh.state_dict().values(), strict=True):
+            assert torch.equal(a, b)
+    for a, b in zip(agent.target_critic.parameters(), critic.parameters(), strict=True):
+        assert torch.equal(a, b)
+    for a, b in zip(agent.ema.model.parameters(), denoiser.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert agent.ema._count == 0 and agent.ema.num_updates.item() == 0
+    assert not agent.critic_opt.state and not agent.actor_opt.state
+    now = agent.critic.parameters()
+    assert not all(torch.equal(a, b) for a, b in zip(trained, now, strict=True))

@@ -34,6 +34,7 @@ from harness.aggregate import aggregate_suite  # noqa: E402
 from harness.collect import collect, run_sps  # noqa: E402
 from harness.methods import METHODS, Method, build_command  # noqa: E402
 from harness.plan import Job, Sweep, decide, plan  # noqa: E402
+from harness.reach import first_step_at, reach_table  # noqa: E402
 from harness.results import TAIL_WINDOW, load_suite  # noqa: E402
 from harness.seed_table import seed_table  # noqa: E402
 
@@ -269,6 +270,29 @@ def test_seed_table_lists_every_seed_and_agrees_with_the_aggregate(tmp_path: Pat
     with open(root / "aggregate.csv", newline="") as f:
         across = {r["method"]: r for r in csv.DictReader(f)}
     assert float(across["qsm"]["mean_ratio_of_means"]) == pytest.approx(0.875)
+
+
+def test_reach_table_gives_each_seeds_first_step_at_sacs_mean_and_its_minutes(tmp_path: Path):
+    root = tmp_path / "mujoco"
+    returns = {
+        ("Hopper-v5", "qsm", 0): {50_000: 450.0, 100_000: 300.0},  # there at 50k, then fell
+        ("Hopper-v5", "qsm", 1): {50_000: 100.0, 100_000: 400.0},  # exactly the threshold
+        ("Hopper-v5", "slow", 0): {50_000: 100.0, 100_000: 399.0},
+        ("Hopper-v5", "sac", 0): {50_000: 100.0, 100_000: 300.0},
+        ("Hopper-v5", "sac", 1): {50_000: 300.0, 100_000: 500.0},
+    }
+    for (env, method, seed), curve in returns.items():
+        write_eval(root / env / method / f"seed{seed}" / "eval.csv", curve)
+    for seed, sps in ((0, 50.0), (1, 25.0)):  # whole-loop steps/s, as collect writes them
+        (root / "Hopper-v5" / "qsm" / f"seed{seed}" / "sps.csv").write_text(
+            f"step,sps\n20000,{sps}\n"
+        )
+    table = reach_table(load_suite(root), ["qsm", "slow", "crossq"], 100_000)
+    # SAC's mean at 100k is 400; qsm's seeds get there at 50k (1000 s) and 100k (4000 s)
+    assert "| Hopper-v5 | qsm | 400 | 50k, 100k | 2/2 | 42 |" in table
+    assert "| Hopper-v5 | slow | 400 | not reached | 0/1 |  |" in table
+    assert "| Hopper-v5 | crossq | 400 | not run |  |  |" in table
+    assert first_step_at({5: 1.0, 10: 3.0, 15: 2.0}, 2.0) == 10
 
 
 def test_table_refuses_an_unknown_method_before_reading_anything(tmp_path: Path, capsys):

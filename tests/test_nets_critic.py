@@ -14,7 +14,12 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from diffpolicy.nets import CriticEnsemble, EnsembleBatchRenorm, EnsembleLinear
+from diffpolicy.nets import (
+    CriticEnsemble,
+    EnsembleBatchRenorm,
+    EnsembleLinear,
+    EnsembleResidualBlock,
+)
 
 torch.set_num_threads(1)
 
@@ -225,3 +230,49 @@ def test_ensemble_linear_initialisation_is_nn_linears_per_member():
         assert values.min() < -0.9 * bound and values.max() > 0.9 * bound
         assert abs(values.mean().item()) < 0.1 * bound
         assert not torch.equal(values[0], values[1])
+
+
+def test_a_residual_block_is_x_plus_its_normalised_branch_member_by_member():
+    torch.manual_seed(0)
+    block = EnsembleResidualBlock(3, 8)
+    x = torch.randn(3, 5, 8, dtype=torch.float64)
+    block.double()
+    first, second = block.branch[0], block.branch[3]
+    for m in range(3):
+        h = F.layer_norm(x[m] @ first.weight[m] + first.bias[m], (8,))
+        h = F.layer_norm(torch.relu(h) @ second.weight[m] + second.bias[m], (8,))
+        assert torch.allclose(block(x)[m], x[m] + h)
+
+
+def test_a_residual_critic_is_bros_arrangement():
+    """Linear, LayerNorm, ReLU, then the blocks, then the output Linear."""
+    torch.manual_seed(0)
+    critic = CriticEnsemble(3, 2, members=2, hidden=(8,), residual_blocks=2).double()
+    obs, act = torch.randn(4, 3, dtype=torch.float64), torch.randn(4, 2, dtype=torch.float64)
+    inp, *_, out = critic.net
+    blocks = [m for m in critic.net if isinstance(m, EnsembleResidualBlock)]
+    assert len(blocks) == 2
+    x = torch.cat([obs, act], -1).expand(2, 4, 5)
+    h = torch.relu(F.layer_norm(inp(x), (8,)))
+    for block in blocks:
+        h = block(h)
+    assert torch.allclose(critic(obs, act), out(h).squeeze(-1))
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"critic_residual_blocks": 1, "critic_hidden": (8, 8)}, "needs one width"),
+        (
+            {"critic_residual_blocks": 1, "critic_hidden": (8,), "critic_batch_renorm": True},
+            "drop critic_batch_renorm",
+        ),
+        ({"critic_residual_blocks": -1}, "must be >= 0"),
+    ],
+)
+def test_bad_residual_critic_options_are_one_line(options, message):
+    from diffpolicy.rl import AgentConfig
+    from diffpolicy.rl.validation import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        AgentConfig(**options)

@@ -16,7 +16,7 @@ from tiny_runs import tiny_config
 import diffpolicy
 from diffpolicy.rl import loop
 from diffpolicy.rl.cli import run_recipe
-from diffpolicy.rl.presets import MUJOCO_PRESETS
+from diffpolicy.rl.presets import DMC_PRESETS, MUJOCO_PRESETS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -65,9 +65,13 @@ def test_a_recipe_run_ends_with_its_final_evaluation_and_its_folder(tmp_path, ca
     )
 
 
-def test_the_mujoco_recipes_help_lists_every_preset():
+@pytest.mark.parametrize(
+    ("script", "presets"),
+    [("recipes/qsm_mujoco.py", MUJOCO_PRESETS), ("recipes/qsm_dmc.py", DMC_PRESETS)],
+)
+def test_the_recipes_help_lists_every_preset(script, presets):
     help_text = subprocess.run(
-        [sys.executable, "recipes/qsm_mujoco.py", "--help"],
+        [sys.executable, script, "--help"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -75,7 +79,7 @@ def test_the_mujoco_recipes_help_lists_every_preset():
         check=True,
     ).stdout
     assert "--preset" in help_text
-    for name, preset in MUJOCO_PRESETS.items():  # each by name, with its docstring's first line
+    for name, preset in presets.items():  # each by name, with its docstring's first line
         assert f"{name}: {preset.__doc__.splitlines()[0]}" in help_text, name
 
 

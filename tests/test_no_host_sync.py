@@ -34,6 +34,16 @@ CONFIGS = {
         **TINY, critic_batch_renorm=True, critic_target_network=False, actor_every=2
     ),
     "qsm-normalised": AgentConfig(**TINY, critic_layer_norm=True, target_subset=1),
+    "bro-hl-gauss-reward-normalised": AgentConfig(
+        **{**TINY, "critic_hidden": (16,)},
+        critic_residual_blocks=2,
+        critic_input_renorm=True,
+        critic_value_bins=11,
+        reward_normalization=True,
+    ),
+    "crossq-bfloat16": AgentConfig(
+        **TINY, critic_batch_renorm=True, critic_target_network=False, precision="bfloat16"
+    ),
 }
 
 

@@ -373,3 +373,19 @@ def test_action_saturation_probe_reads_a_run_and_swaps_the_sampler(uninterrupted
     for row in rows:
         at_bound, mean_abs, sample_std, ret = map(float, row.split(",")[2:])
         assert 0 <= at_bound <= 1 and 0 <= mean_abs <= 1 and sample_std >= 0 and math.isfinite(ret)
+
+
+def test_every_mujoco_preset_runs_on_deepmind_control():
+    """`recipes/qsm_dmc.py --preset NAME`: each MuJoCo preset's agent on the task, action repeat
+    1; the reference keeps its DMC alpha; an unknown task is refused by every preset."""
+    from diffpolicy.rl.presets import DMC_PRESETS, MUJOCO_PRESETS, qsm_dmc
+
+    assert set(DMC_PRESETS) == set(MUJOCO_PRESETS)
+    for name, preset in MUJOCO_PRESETS.items():
+        on_dmc = DMC_PRESETS[name]("quadruped-walk")
+        assert on_dmc.env == "quadruped-walk" and on_dmc.action_repeat == 1
+        if name != "reference":
+            assert on_dmc.agent == preset("quadruped-walk").agent
+        with pytest.raises(ValueError, match="unknown DeepMind Control task 'Hopper-v5'"):
+            DMC_PRESETS[name]("Hopper-v5")
+    assert DMC_PRESETS["reference"]("quadruped-walk") == qsm_dmc("quadruped-walk")

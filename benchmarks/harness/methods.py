@@ -198,6 +198,27 @@ METHODS: dict[str, Method] = {
     ),
     # Issue 29 point 1: the best preset in bfloat16 mixed precision (learns as float32 does?).
     "qsm-best-bf16": Method(_QSM_RECIPE, ("--preset", "best", "--agent.precision", "bfloat16")),
+    # Issue 29 point 3: the best preset's critic with a categorical value over 101 bins of
+    # [-1000, 1000] (reward bound 10, gamma 0.99), fitted by HL-Gauss cross-entropy.
+    "qsm-best-hlgauss": Method(
+        _QSM_RECIPE, ("--preset", "best", "--agent.critic-value-bins", "101")
+    ),
+    # Issue 29 point 5: the best preset learning from rewards divided by their running mean |r|
+    # (AgentConfig.reward_normalization), so that its fixed alpha means one temperature on every
+    # env, whatever the reward's units.
+    "qsm-best-rewnorm": Method(_QSM_RECIPE, ("--preset", "best", "--agent.reward-normalization")),
+    # Issue 29 point 4: BRO's critic (one 512-wide layer with LayerNorm, then 2 residual blocks)
+    # under the best preset's actor and Polyak targets.
+    "qsm-best-bro": Method(
+        _QSM_RECIPE,
+        ("--preset", "best", "--agent.critic-hidden", "512", "--agent.critic-residual-blocks", "2"),
+    ),
+    # Issue 29 point 4: two critic updates per env step with every network reset each 25k
+    # updates (four times in a 100k-step run), on the best preset.
+    "qsm-best-utd2-reset": Method(
+        _QSM_RECIPE,
+        ("--preset", "best", "--updates-per-step", "2", "--agent.reset-every", "25000"),
+    ),
     "sac": Method(_SB3_BASELINE, family="sac"),
     # sb3-contrib CrossQ with its defaults, by the same baseline script and protocol.
     "crossq": Method((*_SB3_BASELINE, "--algo", "crossq"), family="sac"),

@@ -3,7 +3,13 @@ parameter averaging (soft_update, EMA)."""
 
 from diffpolicy.nets.averaging import EMA, frozen, soft_update, training
 from diffpolicy.nets.batch_renorm import EnsembleBatchRenorm
-from diffpolicy.nets.critic import REDUCTIONS, CriticEnsemble, EnsembleLinear, Reduction
+from diffpolicy.nets.critic import (
+    REDUCTIONS,
+    CriticEnsemble,
+    EnsembleLinear,
+    EnsembleResidualBlock,
+    Reduction,
+)
 from diffpolicy.nets.denoiser import Denoiser
 from diffpolicy.nets.layers import ACTIVATIONS, Activation, ResidualBlock, ResidualMLP, mlp
 from diffpolicy.nets.mish import Mish, mish
@@ -13,6 +19,7 @@ from diffpolicy.nets.time_embedding import (
     SinusoidalEmbedding,
     time_embedding,
 )
+from diffpolicy.nets.value_distribution import HLGauss
 
 __all__ = [
     "ACTIVATIONS",
@@ -24,7 +31,9 @@ __all__ = [
     "Denoiser",
     "EnsembleBatchRenorm",
     "EnsembleLinear",
+    "EnsembleResidualBlock",
     "FourierFeatures",
+    "HLGauss",
     "Mish",
     "Reduction",
     "ResidualBlock",

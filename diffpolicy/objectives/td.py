@@ -21,7 +21,8 @@ def td_loss(
     target_subset: int | None = None,
     generator: torch.Generator | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
-    """Sum over members of the mean squared error to y = r + gamma (1 - terminated) min_j Q'_j.
+    """Sum over members of the mean squared error to y = r + gamma (1 - terminated) min_j Q'_j
+    (of the HL-Gauss cross-entropy to y, for a critic with a value distribution).
 
     next_action(next_obs) -> (batch, act_dim) is called without autograd, so no gradient reaches
     the policy. Truncated transitions (time limits) are NOT terminal: they bootstrap from next_obs.
@@ -40,8 +41,8 @@ def td_loss(
             pick = torch.randperm(q_next.shape[0], generator=generator, device=device)
             q_next = q_next[pick[:target_subset].to(q_next.device)]
         target = rewards + gamma * (1.0 - terminated.to(rewards.dtype)) * q_next.min(dim=0).values
-    q = critic(obs, actions)  # (members, batch)
-    loss = (q - target.unsqueeze(0)).pow(2).mean(dim=1).sum()
+    outputs = _outputs(critic, obs, actions)
+    q, loss = _values(critic, outputs), _fit_loss(critic, outputs, target)  # q: (members, batch)
     # Tensors, not floats: reading them here would stall an accelerator every update.
     metrics = {
         "critic_loss": loss.detach(),
@@ -49,6 +50,25 @@ def td_loss(
         "target_mean": target.mean(),
     }
     return loss, metrics
+
+
+# A critic may define what its loss fits (`CriticEnsemble.outputs`: values, or logits of a value
+# distribution), how those read as Q values, and its loss against a target; a critic that only
+# maps (obs, actions) to Q values (members, batch) is fitted by the squared error.
+
+
+def _outputs(critic: nn.Module, obs: Tensor, actions: Tensor) -> Tensor:
+    return critic.outputs(obs, actions) if hasattr(critic, "outputs") else critic(obs, actions)
+
+
+def _values(critic: nn.Module, outputs: Tensor) -> Tensor:
+    return critic.values(outputs) if hasattr(critic, "values") else outputs
+
+
+def _fit_loss(critic: nn.Module, outputs: Tensor, target: Tensor) -> Tensor:
+    if hasattr(critic, "fit_loss"):
+        return critic.fit_loss(outputs, target)
+    return (outputs - target.unsqueeze(0)).pow(2).mean(dim=1).sum()
 
 
 def crossq_td_loss(
@@ -71,10 +91,10 @@ def crossq_td_loss(
     batch = obs.shape[0]
     with torch.no_grad():
         next_actions = next_action(next_obs)
-    q_all = critic(torch.cat([obs, next_obs]), torch.cat([actions, next_actions]))
-    q, q_next = q_all[:, :batch], q_all[:, batch:].detach()
+    out_all = _outputs(critic, torch.cat([obs, next_obs]), torch.cat([actions, next_actions]))
+    outputs, q_next = out_all[:, :batch], _values(critic, out_all[:, batch:].detach())
     target = rewards + gamma * (1.0 - terminated.to(rewards.dtype)) * q_next.min(dim=0).values
-    loss = (q - target.unsqueeze(0)).pow(2).mean(dim=1).sum()
+    q, loss = _values(critic, outputs), _fit_loss(critic, outputs, target)
     metrics = {
         "critic_loss": loss.detach(),
         "q_mean": q.mean().detach(),

@@ -5,7 +5,9 @@ the ones the config names in the registries of `diffpolicy.rl.components`."""
 from __future__ import annotations
 
 import copy
+import functools
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -16,7 +18,12 @@ from torch import Tensor, nn
 from torch.profiler import record_function
 
 from diffpolicy.nets import EMA, Activation, Denoiser, soft_update, training
-from diffpolicy.objectives import AdaptiveTemperature, QSMConfig, paired_spread
+from diffpolicy.objectives import (
+    AdaptiveTemperature,
+    QSMConfig,
+    RunningRewardScale,
+    paired_spread,
+)
 from diffpolicy.rl.buffer import Batch
 from diffpolicy.rl.compile import compile_networks
 from diffpolicy.rl.components import CRITICS, OBJECTIVES, critic_name, make_sampler
@@ -121,6 +128,28 @@ class AgentConfig:
     """Batch renormalisation of the critic's input only (the per-feature standardisation of the
     observation-action pairs that CrossQ's critic starts with), combinable with LayerNorm; with
     target networks, the targets read it with their Polyak-averaged running statistics."""
+    critic_residual_blocks: int = 0
+    """0: the critic is an MLP of critic_hidden's widths. N >= 1: BRO's critic (Nauman et al.,
+    NeurIPS 2024): one Linear of width critic_hidden[0] with LayerNorm, then N residual blocks
+    x + LN(W2 relu(LN(W1 x))) of that width (`diffpolicy.nets.EnsembleResidualBlock`); needs one
+    width in critic_hidden and no critic_batch_renorm."""
+    reset_every: int = 0
+    """Every this many critic updates, re-initialise every network (critics, targets, denoiser,
+    its EMA) and clear the optimisers' moments, keeping the replay buffer, the step counts and
+    the learning-rate schedule (periodic resets: Nikishin et al., ICML 2022; BRO). 0: never."""
+    reward_normalization: bool = False
+    """The critic learns from r / s, s a running mean of |r| over the replay batches
+    (`diffpolicy.objectives.RunningRewardScale`): rewards multiplied by any c > 0 give the same
+    agent, and QSM's fixed alpha means the same policy temperature on every env. Rewards of
+    about 1 per step (MuJoCo locomotion) keep roughly their size."""
+    critic_value_bins: int = 0
+    """0: each critic member outputs Q and is fitted by the squared TD error. N >= 2: it outputs
+    a categorical distribution over N bins of [-V, V], V = critic_reward_bound / (1 - gamma),
+    fitted by HL-Gauss cross-entropy to the TD target (`diffpolicy.nets.HLGauss`); Q is its
+    expectation. Works with either critic loss, LayerNorm and batch renorm."""
+    critic_reward_bound: float = 10.0
+    """With critic_value_bins: the largest |reward| per step the value support must hold (10
+    covers the MuJoCo locomotion tasks; DeepMind Control's rewards lie in [0, 1])."""
     critic: str = "td"
     """Critic network and loss: "td" (TD loss against Polyak-averaged target critics), "crossq"
     (CrossQ: current and next state-actions through the critic in one batch, no target network,
@@ -173,6 +202,18 @@ class AgentConfig:
         check_components(self)  # the names, against the registries, and the options they read
 
 
+@functools.cache
+def _cpu_has_bfloat16_matmuls() -> bool:
+    """Whether oneDNN runs bfloat16 matmuls natively on this CPU (torch's own test of it)."""
+    supported = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    return bool(supported is not None and supported())
+
+
+@functools.cache
+def warn_once(message: str) -> None:
+    warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+
 class _CosineDecay:
     """lr factor (1 + cos(pi min(k, K) / K)) / 2: decays to 0 over K updates and stays there."""
 
@@ -196,7 +237,7 @@ class Agent(nn.Module):
     def __init__(self, obs_dim: int, act_dim: int, cfg: AgentConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.act_dim = act_dim
+        self.obs_dim, self.act_dim = obs_dim, act_dim
         denoiser = make_denoiser(obs_dim, act_dim, cfg)
         self.actor_objective = OBJECTIVES[cfg.objective]
         self.critic_update = CRITICS[critic_name(cfg)]
@@ -219,6 +260,7 @@ class Agent(nn.Module):
             if self.critic_update.target_network
             else None
         )
+        self.reward_normaliser = RunningRewardScale() if cfg.reward_normalization else None
         self.num_updates = 0
         """Critic steps taken (the actor steps every `actor_every` of them)."""
         self.ema = EMA(denoiser, cfg.ema_decay) if cfg.ema_decay > 0 else None
@@ -318,9 +360,12 @@ class Agent(nn.Module):
 
     @torch.no_grad()
     def q_estimate(self, obs: Tensor, actions: Tensor) -> Tensor:
-        """The critic's Q(obs, actions), the mean over its members: (batch,). The critic is in
-        evaluation mode here (running statistics, for batch renorm), as when grad Q is taken."""
-        return self.critic.reduce(self.critic(obs, actions), "mean")
+        """The critic's Q(obs, actions), the mean over its members: (batch,), in the units of the
+        rewards the agent is given (with reward_normalization, its Q times the reward scale). The
+        critic is in evaluation mode here (running statistics, for batch renorm), as when grad Q
+        is taken."""
+        q = self.critic.reduce(self.critic(obs, actions), "mean")
+        return q if self.reward_normaliser is None else q * self.reward_normaliser.scale
 
     def _explore(self, actions: Tensor, generator: torch.Generator | None = None) -> Tensor:
         noise = torch.randn(actions.shape, generator=generator, device=actions.device)
@@ -341,6 +386,8 @@ class Agent(nn.Module):
         them when it writes. Each phase is a `record_function` range for the profiler
         (benchmarks/profile_update.py)."""
         cfg = self.cfg
+        if self.reward_normaliser is not None:
+            batch = batch._replace(rewards=self.reward_normaliser.normalise(batch.rewards))
         with record_function("update/target_actions"), self._precision(batch):
             next_actions = self.target_actions(batch.next_obs)
         with record_function("update/critic_step"), training(self.critic):
@@ -355,14 +402,39 @@ class Agent(nn.Module):
                 soft_update(self.target_critic, self.critic, cfg.tau)
         if (self.num_updates - 1) % cfg.actor_every == 0:
             metrics.update(self._actor_step(batch))
+        if cfg.reset_every and self.num_updates % cfg.reset_every == 0:
+            self.reset_networks()
         return metrics
+
+    @torch.no_grad()
+    def reset_networks(self) -> None:
+        """Fresh initial weights (drawn from torch's global generator) in every network, in
+        place (optimisers and compiled modules keep their parameter objects); the optimisers'
+        moments cleared, so Adam starts over as at its first step."""
+        cfg, denoiser = self.cfg, self.policy.denoiser
+        denoiser.load_state_dict(make_denoiser(self.obs_dim, self.act_dim, cfg).state_dict())
+        self.critic.load_state_dict(
+            self.critic_update.network(cfg, self.obs_dim, self.act_dim).state_dict()
+        )
+        if self.target_critic is not None:
+            self.target_critic.load_state_dict(self.critic.state_dict())
+        if self.ema is not None:
+            self.ema.model.load_state_dict(denoiser.state_dict())
+            self.ema.num_updates.zero_()
+            self.ema._count = 0
+        for opt in (self.actor_opt, self.critic_opt):
+            opt.state.clear()
 
     def _precision(self, batch: Batch) -> torch.autocast:
         """The autocast context of `precision` on the batch's device (disabled for float32).
         Backward passes run outside it, as autocast intends: they follow the forward's dtypes."""
-        return torch.autocast(
-            batch.obs.device.type, torch.bfloat16, enabled=self.cfg.precision == "bfloat16"
-        )
+        device, bfloat16 = batch.obs.device.type, self.cfg.precision == "bfloat16"
+        if bfloat16 and device == "cpu" and not _cpu_has_bfloat16_matmuls():
+            warn_once(
+                "precision bfloat16 on a CPU without bfloat16 matmul instructions (AVX512-BF16 "
+                "or AMX): bfloat16 matmuls are emulated here, about 10-100x slower than float32"
+            )
+        return torch.autocast(device, torch.bfloat16, enabled=bfloat16)
 
     def _actor_step(self, batch: Batch) -> dict[str, Tensor | float]:
         denoiser = self.policy.denoiser

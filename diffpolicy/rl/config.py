@@ -49,6 +49,9 @@ class TrainConfig:
     """Replay capacity (allocated as min(buffer_size, steps))."""
     action_repeat: int = 1
     """Repeat each action this many simulator steps (DeepMind Control only)."""
+    reward_scale: float = 1.0
+    """The agent learns from the env's rewards times this (a check that an agent does not depend
+    on the reward's units). Training and evaluation returns are logged in the env's own units."""
     progress: bool = True
     """Show a progress bar."""
     agent: AgentConfig = field(default_factory=AgentConfig)

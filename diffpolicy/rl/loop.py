@@ -186,7 +186,7 @@ def _run(cfg: TrainConfig, device: torch.device, env, eval_envs, agent=None) -> 
                     obs_t = torch.as_tensor(obs, device=device).unsqueeze(0)
                     action = agent.act(obs_t, explore=True)[0].cpu()
                 next_obs, reward, terminated, truncated, _ = env.step(action.numpy())
-                buffer.add(obs, action, reward, next_obs, terminated, truncated)
+                buffer.add(obs, action, cfg.reward_scale * reward, next_obs, terminated, truncated)
                 step += 1
                 ep_return += reward
                 ep_length += 1
@@ -216,7 +216,8 @@ def _run(cfg: TrainConfig, device: torch.device, env, eval_envs, agent=None) -> 
                         lambda o, g=gen: agent.act(o, False, g),
                         eval_seed,
                         str(device),
-                        value=agent.q_estimate,
+                        # Q in the env's units, as the evaluation's returns are.
+                        value=lambda o, a: agent.q_estimate(o, a) / cfg.reward_scale,
                         gamma=cfg.agent.gamma,
                     )
                     logger.log_value_bias(step, result.pop("value"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 from diffpolicy.rl.agent import AgentConfig
 from diffpolicy.rl.config import TrainConfig
@@ -87,15 +88,20 @@ def qsm_fast(env: str = "Hopper-v5") -> TrainConfig:
     return dataclasses.replace(cfg, agent=agent)
 
 
+def _check_dmc_task(env: str) -> None:
+    """Raises ValueError listing the valid names for an unknown task."""
+    from diffpolicy.rl.dmc import DMC_TASKS
+
+    if env not in DMC_TASKS:
+        raise ValueError(f"unknown DeepMind Control task {env!r}; valid: {', '.join(DMC_TASKS)}")
+
+
 def qsm_dmc(env: str = "cheetah-run") -> TrainConfig:
     """The reference preset on a DeepMind Control task, with alpha 120 on quadruped and humanoid.
 
     Raises ValueError listing the valid names for an unknown task.
     """
-    from diffpolicy.rl.dmc import DMC_TASKS
-
-    if env not in DMC_TASKS:
-        raise ValueError(f"unknown DeepMind Control task {env!r}; valid: {', '.join(DMC_TASKS)}")
+    _check_dmc_task(env)
     cfg = qsm_reference(env)
     if env.split("-")[0] in _DMC_HIGH_ALPHA_DOMAINS:
         qsm = dataclasses.replace(cfg.agent.qsm, alpha=120.0)
@@ -112,6 +118,26 @@ MUJOCO_PRESETS = {
     "reference": qsm_reference,
 }
 """The presets `recipes/qsm_mujoco.py --preset NAME` starts from (its --help lists them)."""
+
+
+def _on_dmc(preset: Callable[[str], TrainConfig]) -> Callable[[str], TrainConfig]:
+    """A MuJoCo preset on a DeepMind Control task, unchanged (action repeat 1)."""
+
+    def build(env: str = "cheetah-run") -> TrainConfig:
+        _check_dmc_task(env)
+        return preset(env)
+
+    build.__doc__ = f"`{preset.__name__}` on a DeepMind Control task (action repeat 1)."
+    return build
+
+
+DMC_PRESETS = {
+    **{name: _on_dmc(preset) for name, preset in MUJOCO_PRESETS.items()},
+    "reference": qsm_dmc,
+}
+"""The presets `recipes/qsm_dmc.py --preset NAME` starts from: every MuJoCo preset, unchanged and
+with action repeat 1 (each step of the agent is one control step of the task), and the reference
+with the reference's alpha of 120 on quadruped and humanoid tasks."""
 
 
 def preset_list(presets: dict, default: str) -> str:

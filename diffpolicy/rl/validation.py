@@ -160,7 +160,23 @@ def check_agent_config(cfg: Any) -> None:
         fail(p + "critic_input_renorm", True, "critic_batch_renorm renormalises the input already")
     if not all(0 <= beta < 1 for beta in cfg.critic_betas):
         fail(p + "critic_betas", tuple(cfg.critic_betas), "each must lie in [0, 1)")
+    at_least(p + "critic_residual_blocks", cfg.critic_residual_blocks, 0)
+    if cfg.critic_residual_blocks and len(cfg.critic_hidden) != 1:
+        rule = "needs one width in critic_hidden (the blocks' width)"
+        fail(p + "critic_residual_blocks", cfg.critic_residual_blocks, rule)
+    if cfg.critic_residual_blocks and cfg.critic_batch_renorm:
+        rule = "the blocks normalise by LayerNorm: drop critic_batch_renorm"
+        fail(p + "critic_residual_blocks", cfg.critic_residual_blocks, rule)
+    if cfg.critic_value_bins != 0:
+        if cfg.critic_value_bins < 2:
+            fail(p + "critic_value_bins", cfg.critic_value_bins, "must be 0 (scalar Q) or >= 2")
+        finite_positive(p + "critic_reward_bound", cfg.critic_reward_bound)
+        if cfg.gamma >= 1:
+            fail(p + "critic_value_bins", cfg.critic_value_bins, "needs gamma < 1 (bounded values)")
+    elif cfg.critic_reward_bound != 10.0:
+        fail(p + "critic_reward_bound", cfg.critic_reward_bound, "needs critic_value_bins >= 2")
     at_least(p + "actor_every", cfg.actor_every, 1)
+    at_least(p + "reset_every", cfg.reset_every, 0)
     if cfg.target_subset is not None:
         up_to(p + "target_subset", cfg.target_subset, p + "critic_members", cfg.critic_members)
     finite_positive(p + "actor_lr", cfg.actor_lr)
@@ -188,6 +204,7 @@ def check_train_config(cfg: Any) -> None:
         at_least("steps", cfg.steps, 1)
     in_range("seed", cfg.seed, 0, MAX_SEED)
     at_least("warmup_steps", cfg.warmup_steps, 0)
+    finite_positive("reward_scale", cfg.reward_scale)
     for name in (
         "threads",
         "updates_per_step",

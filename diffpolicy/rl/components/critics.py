@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from torch import Tensor, nn
 
-from diffpolicy.nets import CriticEnsemble
+from diffpolicy.nets import CriticEnsemble, HLGauss
 from diffpolicy.objectives import crossq_td_loss, td_loss
 from diffpolicy.registry import Registry
 
@@ -42,7 +42,18 @@ def critic_ensemble(cfg: AgentConfig, obs_dim: int, act_dim: int) -> CriticEnsem
         batch_renorm=cfg.critic_batch_renorm,
         renorm_warmup_steps=cfg.critic_renorm_warmup,
         input_renorm=cfg.critic_input_renorm,
+        value_distribution=value_support(cfg),
+        residual_blocks=cfg.critic_residual_blocks,
     )
+
+
+def value_support(cfg: AgentConfig) -> HLGauss | None:
+    """The critic's value support, [-V, V] with V = critic_reward_bound / (1 - gamma): the
+    largest discounted return such rewards reach (None: a scalar critic)."""
+    if cfg.critic_value_bins == 0:
+        return None
+    limit = cfg.critic_reward_bound / (1.0 - cfg.gamma)
+    return HLGauss(-limit, limit, cfg.critic_value_bins)
 
 
 @dataclass(frozen=True)
