@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-EXTRAS := dev,dmc,plot,tensorboard,baselines,video,harness,ray
+EXTRAS := dev,dmc,plot,tensorboard,baselines,video,harness,ray,docs
 LOCK := requirements.lock
 # torch is the one version chosen by hand: PyPI's torch wheels are CUDA builds of several GB. This
 # project's machines install the CPU build from a local wheel; elsewhere pass
@@ -13,7 +13,7 @@ TORCH := 2.13.0
 TORCH_INDEX ?=
 export MUJOCO_GL ?= egl
 
-.PHONY: install test test-ray train bench lint lock clean mutate
+.PHONY: install test test-ray train bench lint lock clean mutate docs results-page
 
 install: $(STAMP)
 
@@ -42,6 +42,15 @@ mutate: $(STAMP)
 	HYPOTHESIS_PROFILE=mutation $(VENV)/bin/mutmut run --max-children $(MUTATE_JOBS) \
 	  > mutants/mutmut.log 2>&1 || { tail -c 3000 mutants/mutmut.log; exit 1; }
 	$(PY) tests/mutation/check_survivors.py
+
+# The documentation site (mkdocs.yml) into site/; --strict fails on any warning (a broken link, a
+# docstring mkdocstrings cannot read). CI runs it.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
+
+# docs/results.md, regenerated from benchmarks/results (never edited by hand).
+results-page: $(STAMP)
+	$(PY) docs/results_page.py
 
 train: $(STAMP)
 	$(PY) recipes/qsm_mujoco.py $(ARGS)
@@ -72,4 +81,4 @@ lock:
 	rm -rf .venv-lock
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis .benchmarks
+	rm -rf $(VENV) .pytest_cache .hypothesis .benchmarks site

@@ -17,7 +17,7 @@ and entropy coefficient), buffer_size 1e6, batch_size 256, tau 0.005, gamma 0.99
 gradient_steps 1, ent_coef "auto" (initial 1.0), target_entropy "auto" (-act_dim),
 target_update_interval 1, two critics, no gSDE, no action noise.
 
-Two deliberate departures, both to follow benchmarks' ../shared/PROTOCOL.md:
+Two deliberate departures, both to follow the protocol every method here shares (docs/results.md):
 
 - learning_starts: SB3's default is 100; here `--learning-starts` defaults to 10000, the uniform
   random warm-up every compared method gets (our QSM loop's `--warmup-steps`; it is also the

@@ -105,9 +105,8 @@ def episode_frames(
         yield render()
         ret, steps, done = 0.0, 0, False
         while not done:
-            obs, reward, terminated, truncated, _ = env.step(
-                policy.predict(obs, deterministic=args.deterministic)
-            )
+            action, _ = policy.predict(obs, deterministic=args.deterministic)
+            obs, reward, terminated, truncated, _ = env.step(action)
             ret, steps = ret + float(reward), steps + 1
             done = terminated or truncated or steps == args.max_steps
             yield render()

@@ -17,6 +17,7 @@ from typing import Literal
 
 import matplotlib
 import torch
+from tqdm import tqdm
 
 from diffpolicy.nets import CriticEnsemble, Denoiser
 from diffpolicy.objectives import QSMConfig, qsm_loss, td_loss
@@ -55,6 +56,8 @@ class BanditConfig:
     variance)."""
     seed: int = 0
     """Torch seed."""
+    progress: bool = True
+    """Show a progress bar of the rounds (the default 1500 take a few minutes on one core)."""
     out: Path | None = None
     """Where the plot goes (default: runs/bandit/qsm_bandit_<sampler>.png)."""
 
@@ -86,7 +89,7 @@ def main(cfg: BanditConfig) -> Path:
             return langevin.sample(denoiser, None, torch.rand(n, 2) * 2 - 1)
         return ddpm.sample(denoiser, None, torch.randn(n, 2))
 
-    for r in range(cfg.rounds):
+    for r in tqdm(range(cfg.rounds), desc="QSM bandit rounds", disable=not cfg.progress):
         # Explore uniformly for the first tenth, then act with the policy.
         n = cfg.actions_per_round
         acts = torch.rand(n, 2) * 2 - 1 if r < cfg.rounds // 10 else policy(n)

@@ -12,8 +12,12 @@ MuJoCo presets' fixed temperature is set for MuJoCo's reward units, and DeepMind
 episode end is a time-limit truncation, not a terminal.
 """
 
-from diffpolicy.rl.cli import run_preset_recipe
-from diffpolicy.rl.presets import DMC_PRESETS
+import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")  # offscreen rendering; set before mujoco is imported
+
+from diffpolicy.rl.cli import run_preset_recipe  # noqa: E402
+from diffpolicy.rl.presets import DMC_PRESETS  # noqa: E402
 
 
 def main() -> None:

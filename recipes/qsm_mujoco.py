@@ -4,17 +4,16 @@
     python recipes/qsm_mujoco.py --preset reference --env Hopper-v5    # the paper's settings
     python recipes/qsm_mujoco.py --run-dir runs/Hopper-v5/qsm/seed0 --resume
 
---preset best (the default) starts from `diffpolicy.rl.presets.qsm_best`, the best configuration
-measured (README, "Results": the Langevin actor on twin LayerNorm critics with Polyak targets);
---preset crossq-critic from the same actor on CrossQ's critic (best on HalfCheetah); --preset
-reference from the QSM reference implementation's settings (vp schedule, T = 5, alpha = 50,
-512x512 networks, DDPM acting, Polyak target critics); --preset fast (`presets.qsm_fast`) from
-the CrossQ-critic preset at about SB3 SAC's cost per update. Every other
-flag overrides the preset. Bad input ends with one `error: ...` line (docs/bad_input.md).
+A run starts from a named preset (`diffpolicy.rl.presets`, listed below); every other flag
+overrides it. Bad input ends with one `error: ...` line (docs/bad_input.md).
 """
 
-from diffpolicy.rl.cli import run_preset_recipe
-from diffpolicy.rl.presets import MUJOCO_PRESETS
+import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")  # offscreen rendering; set before mujoco is imported
+
+from diffpolicy.rl.cli import run_preset_recipe  # noqa: E402
+from diffpolicy.rl.presets import MUJOCO_PRESETS  # noqa: E402
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ from torch import Tensor
 
 from diffpolicy.schedules import NoiseSchedule
 
-Denoiser = Callable[[Tensor, Tensor, Tensor | None], Tensor]
+DenoiseFn = Callable[[Tensor, Tensor, Tensor | None], Tensor]
 
 
 def _abar_table(schedule: NoiseSchedule) -> Tensor:
@@ -42,7 +42,7 @@ def random_spd(eigenvalues: Sequence[float], seed: int) -> Tensor:
     return (q * lam) @ q.T
 
 
-def gaussian_eps(schedule: NoiseSchedule, mu: Tensor, Sigma: Tensor) -> Denoiser:
+def gaussian_eps(schedule: NoiseSchedule, mu: Tensor, Sigma: Tensor) -> DenoiseFn:
     """The exact epsilon-prediction for the target x0 ~ N(mu, Sigma).
 
     Under the forward process x_t ~ N(sqrt(abar) mu, C_t) with C_t = abar Sigma + (1 - abar) I, so
@@ -68,7 +68,7 @@ def mixture_eps(
     weights: Sequence[float] | Tensor,
     means: Sequence[Sequence[float]] | Tensor,
     stds: Sequence[float] | Tensor | float,
-) -> Denoiser:
+) -> DenoiseFn:
     """The exact epsilon-prediction for an isotropic Gaussian mixture sum_k w_k N(m_k, s_k^2 I).
 
     x_t ~ sum_k w_k N(a m_k, v_k I) with a = sqrt(abar), v_k = abar s_k^2 + 1 - abar, so

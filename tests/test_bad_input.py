@@ -250,7 +250,7 @@ def _(ctx: Ctx) -> str:
 @case("run-dir-is-a-file")
 def _(ctx: Ctx) -> str:
     ctx.run.write_text("not a folder")
-    return ctx.new_run("--steps", "60", *TINY)
+    return ctx.new_run("--steps", "120", *TINY)
 
 
 @case("resume-nothing")

@@ -43,7 +43,7 @@ def test_predict_is_the_agents_evaluation_action_in_env_units(run):
     agent = trained_agent(run, AgentConfig(**TINY_AGENT))
     obs = np.random.default_rng(0).normal(size=(7, 3)).astype(np.float32)
     torch.manual_seed(5)
-    actions = policy.predict(obs)
+    actions, _ = policy.predict(obs)
     torch.manual_seed(5)
     unit = agent.act(torch.as_tensor(obs), explore=False).numpy()
     assert actions.shape == (7, 1) and actions.dtype == np.float32
@@ -67,14 +67,25 @@ def test_env_units_are_what_the_adapter_sends_to_the_environment(run):
 def test_one_observation_gives_one_action_and_deterministic_repeats(run):
     policy = load_policy(run)
     obs = np.array([1.0, 0.0, 0.5], dtype=np.float32)
-    one = policy.predict(obs, deterministic=True)
+    one, _ = policy.predict(obs, deterministic=True)
     assert one.shape == (1,)
-    assert np.array_equal(one, policy.predict(obs, deterministic=True))
-    assert np.array_equal(one, policy.predict(obs[None], deterministic=True)[0])
-    draws = {float(policy.predict(obs)[0]) for _ in range(8)}
+    assert np.array_equal(one, policy.predict(obs, deterministic=True)[0])
+    assert np.array_equal(one, policy.predict(obs[None], deterministic=True)[0][0])
+    draws = {float(policy.predict(obs)[0][0]) for _ in range(8)}
     assert len(draws) > 1  # without deterministic the sample is stochastic
     with pytest.raises(ValueError, match=r"obs must have shape \(3,\)"):
         policy.predict(np.zeros(4))
+
+
+def test_predict_returns_actions_and_state_as_stable_baselines3s_does(run):
+    policy = load_policy(run)
+    obs = np.array([1.0, 0.0, 0.5], dtype=np.float32)
+    action, state = policy.predict(obs, deterministic=True)
+    assert action.shape == (1,) and state is None
+    # SB3's positional order: (observation, state, episode_start, deterministic).
+    hidden = (np.zeros(4),)
+    again, same = policy.predict(obs, hidden, np.array([True]), True)
+    assert np.array_equal(again, action) and same is hidden
 
 
 def test_deterministic_runs_the_chain_at_temperature_zero(run):
@@ -97,8 +108,8 @@ def test_policy_file_holds_weights_and_config_only_and_predicts_the_same(run, tm
     weights = sum(v.numel() * v.element_size() for v in saved["denoiser"].values())
     assert path.stat().st_size < 1.2 * weights + 20_000  # the weights and little else
     obs = np.random.default_rng(1).normal(size=(4, 3)).astype(np.float32)
-    from_file = load_policy(path).predict(obs, deterministic=True)
-    np.testing.assert_array_equal(from_file, load_policy(run).predict(obs, deterministic=True))
+    from_file, _ = load_policy(path).predict(obs, deterministic=True)
+    np.testing.assert_array_equal(from_file, load_policy(run).predict(obs, deterministic=True)[0])
 
 
 def test_ema_runs_act_with_the_ema_weights_and_best_of_keeps_the_critic(tmp_path):
@@ -112,7 +123,7 @@ def test_ema_runs_act_with_the_ema_weights_and_best_of_keeps_the_critic(tmp_path
     )
     obs = np.zeros((2, 3), dtype=np.float32)
     torch.manual_seed(2)
-    actions = policy.predict(obs)
+    actions, _ = policy.predict(obs)
     torch.manual_seed(2)
     np.testing.assert_allclose(
         actions, 2.0 * agent.act(torch.as_tensor(obs), False).numpy(), atol=1e-6
@@ -130,14 +141,14 @@ def test_a_tuned_chain_temperature_travels_with_the_policy(tmp_path):
     assert policy.chain_temperature != pytest.approx(1.0)  # the controller moved it
     obs = np.zeros((5, 3), dtype=np.float32)
     torch.manual_seed(3)
-    actions = policy.predict(obs)
+    actions, _ = policy.predict(obs)
     torch.manual_seed(3)
     unit = agent.act(torch.as_tensor(obs), explore=False).numpy()
     np.testing.assert_allclose(actions, 2.0 * unit, atol=1e-5)
     from_file = load_policy(save_policy(policy, tmp_path / "p.pt"))
     assert from_file.chain_temperature == policy.chain_temperature
     torch.manual_seed(3)
-    np.testing.assert_array_equal(from_file.predict(obs), actions)
+    np.testing.assert_array_equal(from_file.predict(obs)[0], actions)
 
 
 def test_a_checkpoint_file_is_not_a_policy_file(run):

@@ -87,8 +87,12 @@ def test_qsm_fixed_point_is_the_boltzmann_policy_of_a_quadratic_q():
     mc_cov = 5 * ((torch.outer(torch.diag(V), torch.diag(V)) + V**2) / n).sqrt()
     assert ((x.mean(0) - m).abs() <= mc_mean + 0.04).all(), (x.mean(0), m)
     assert ((torch.cov(x.T) - V).abs() <= mc_cov + 0.04).all(), (torch.cov(x.T), V)
-    # The closed form itself is the Boltzmann covariance up to the O(h) Langevin bias.
-    assert torch.allclose(V, torch.linalg.inv(alpha * A), atol=0.02)
+    # The fixed point itself: where the policy samples, its learned score is alpha grad Q.
+    with torch.no_grad():
+        score = sampler.score(denoiser, x, torch.zeros(n, dtype=torch.long), None)
+    boltzmann = -alpha * (x - m) @ A
+    error = (score - boltzmann).norm(dim=1).mean() / boltzmann.norm(dim=1).mean()
+    assert error < 0.05, error  # 0.013 here; a 1.25x alpha in the loss gives 0.24
 
 
 def _two_maxima_q(a: torch.Tensor) -> torch.Tensor:

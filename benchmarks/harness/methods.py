@@ -23,7 +23,8 @@ _QSM_RECIPE = ("recipes/qsm_{suite}.py",)
 _SB3_BASELINE = ("benchmarks/sac_baseline.py",)
 _WIDTH_256 = ("--agent.actor-hidden", "256", "256", "--agent.critic-hidden", "256", "256")
 # Batch-mean gradient normalisation, the gradient taken at clipped actions, LayerNorm critics:
-# three fixes later work uses for the bounds-seeking policy (../shared/QSM.md, "Known weak points").
+# three fixes later work uses for the bounds-seeking policy of the QSM reference (its actions sit
+# on the box's bounds: docs/experiments/2026-11-21-reference-hopper.md).
 _NORMALISED = (
     "--agent.qsm.grad-normalization",
     "batch_mean",

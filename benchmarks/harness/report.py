@@ -12,8 +12,8 @@ from harness.tables import BASELINE, mean_std
 INTRO = (
     "Evaluation return: the mean over a run's evaluation episodes (10 by default, each on its "
     "own seeded env, without exploration noise; QSM's diffusion sample stays stochastic and its "
-    "online weights act, the SB3 baselines act with their mean action; protocol in "
-    "shared/PROTOCOL.md), at fixed env steps every seed has reached and at the last step every "
+    "online weights act, the SB3 baselines act with their mean action), at fixed env steps "
+    "every seed has reached and at the last step every "
     "seed has reached, never a run's best. Cells: interquartile mean (IQM) over seeds "
     "[95% stratified-bootstrap interval], by rliable; with fewer than 4 seeds the IQM is the "
     "mean. P(> SAC): the probability that a run of the method scores above a run of SAC on the "

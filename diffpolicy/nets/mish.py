@@ -1,8 +1,8 @@
 """Mish, x * tanh(softplus(x)), computed from one sigmoid.
 
 torch's `aten::mish` evaluates softplus and tanh element by element with scalar libm calls: on a
-256 x 256 activation it costs more than the matmul it follows (README, "Where an update's time
-goes"). With s = sigmoid(x) (vectorised in torch), softplus(x) = -log(1 - s), and
+256 x 256 activation it costs more than the matmul it follows (docs: Speed, "Where the time of
+one update goes"). With s = sigmoid(x) (vectorised in torch), softplus(x) = -log(1 - s), and
 
     tanh(softplus(x)) = ((1 + e^x)^2 - 1) / ((1 + e^x)^2 + 1) = s (2 - s) / (2 - s (2 - s)),
 

@@ -58,7 +58,7 @@ class AdaptiveTemperature(nn.Module):
             )
         self.target_std = target_std
         # A bound for targets the policy cannot reach, where alpha would otherwise grow without
-        # end (a short Langevin chain's spread has a floor: README, Results).
+        # end (a short Langevin chain's spread has a floor: docs, Theory).
         self.max_log_alpha = math.log(max_alpha) if max_alpha is not None else None
         self.log_alpha = nn.Parameter(torch.tensor(math.log(initial_alpha)))
         # fused, as the agent's optimisers: no host read of the step count (test_no_host_sync).

@@ -58,18 +58,20 @@ class AgentConfig:
     SAC's target entropy of -1 nat per dimension for a Gaussian). None: alpha stays fixed."""
     alpha_control: Literal["loss", "chain"] = "loss"
     """How a tuned alpha acts. "loss": it scales the QSM target, so the denoiser learns
-    alpha grad_a Q and the chain's drift per step grows with alpha; past h alpha A = 2 (A: Q's
-    curvature) the chain bounces between the action bounds, looks wider, and the controller
-    raises alpha further: it can run away (README, Results). "chain": the denoiser keeps learning
+    alpha grad_a Q and the chain's step contracts by 1 - u, u = h alpha A (A: Q's curvature), so
+    its spread goes with (1 - u)^2: narrowest at u = 1 and wider again beyond. A reachable target
+    has a stable fixed point u_s < 1 and an unstable one at 2 - u_s; an alpha pushed past 2 - u_s
+    finds the chain wider, raises alpha further and runs away (docs: Theory). "chain": the
+    denoiser keeps learning
     qsm.alpha grad_a Q and every chain (acting, target actions, the spread measurement) runs at
     temperature qsm.alpha / alpha: the same law exp(alpha Q), but a drift per step that does not
     depend on alpha, so the chain stays stable whatever alpha. A short chain's spread also
     carries its start, which no temperature removes: below that floor alpha still grows without
-    end (the chain tends to a noiseless ascent; README, Results)."""
+    end (the chain tends to a noiseless ascent; docs: Experiments)."""
     alpha_max: float | None = None
     """QSM with alpha_target_std: the largest alpha the controller may reach (the coldest
     policy accepted). A target below what the acting chain can reach drives alpha up without end
-    (README, Results); this holds it at the bound instead. None: unbounded."""
+    (docs: Theory); this holds it at the bound instead. None: unbounded."""
     alpha_lr: float = 3e-4
     """Adam learning rate of log alpha (SAC's)."""
     alpha_spread_states: int = 32
@@ -108,7 +110,7 @@ class AgentConfig:
     """Sampler used to act and to draw next actions for the critic target: "ddpm", "ddim",
     "langevin", or a name added with `diffpolicy.rl.register_sampler`. "langevin": Langevin
     dynamics on the lowest-level score, the sampler under which QSM's fixed point is the Boltzmann
-    policy (README, "What QSM converges to"); DDPM and DDIM assume noised-policy scores."""
+    policy (docs: Theory); DDPM and DDIM assume noised-policy scores."""
     langevin_steps: int = 10
     """Langevin: steps per action (each one denoiser call, like one DDPM step)."""
     langevin_step_size: float = 2e-3
@@ -205,8 +207,9 @@ class AgentConfig:
     eval_best_of: int = 1
     """At evaluation, sample this many actions and take the one with the highest mean Q."""
     eval_temperature: float = 1.0
-    """At evaluation, sample pi^(1 / T) instead of pi (Langevin: noise sqrt(2 h T); DDPM: noise
-    times T). 1: the policy itself; 0: no sampling noise after the initial draw."""
+    """At evaluation, scale the sampling noise by T. Langevin (noise sqrt(2 h T)) then samples
+    pi^(1 / T); DDPM (noise times T) does not: its law narrows faster than pi^(1 / T) (docs:
+    Theory). 1: the policy itself; 0: no sampling noise after the initial draw."""
     precision: Literal["float32", "bfloat16"] = "float32"
     """"bfloat16": the update's network passes (target actions, critic step, actor step) run
     under torch.autocast in bfloat16 on CPU or CUDA, where matmuls are 2-3x faster; parameters,

@@ -21,6 +21,7 @@ import tyro
 from diffpolicy.rl.config import TrainConfig
 from diffpolicy.rl.errors import exit_with
 from diffpolicy.rl.loop import train_from_cli
+from diffpolicy.rl.presets import preset_list
 from diffpolicy.rl.validation import ConfigError
 
 try:
@@ -82,7 +83,7 @@ def parse_with_preset(
 ) -> tuple[TrainConfig, TrainConfig]:
     """A `TrainConfig` from the command line, starting from the preset `--preset NAME` names
     (built for the `--env` given), and that preset itself. `--preset` is not a config field, so it
-    is read first and the rest is parsed against the preset."""
+    is read first and the rest is parsed against the preset; --help lists the presets."""
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--preset", default=default_preset)
     pre.add_argument("--env", default=default_env)
@@ -93,6 +94,7 @@ def parse_with_preset(
         preset = presets[known.preset](known.env)
     except ValueError as err:
         exit_with(str(err))
+    description = "\n\n".join(filter(None, [description, preset_list(presets, default_preset)]))
     return parse(TrainConfig, preset, description, [*rest, "--env", known.env]), preset
 
 

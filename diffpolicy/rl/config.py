@@ -20,7 +20,7 @@ class TrainConfig:
     """Gymnasium id (Hopper-v5, HalfCheetah-v5, ...) or DeepMind Control domain-task."""
     steps: int | None = None
     """Total environment steps (agent steps; with action repeat each is several sim steps).
-    Default: 100000 for a new run; on --resume, the saved run's budget."""
+    None: 100000 for a new run; on --resume, the saved run's budget."""
     seed: int = 0
     """Seeds torch, numpy, the training env and (offset) the evaluation envs."""
     run_dir: Path | None = None
@@ -33,7 +33,8 @@ class TrainConfig:
     threads: int = 1
     """torch.set_num_threads: one thread per run is the fastest use of a small CPU."""
     warmup_steps: int = 10_000
-    """Uniform random actions (and no updates) for this many first steps."""
+    """Uniform random actions (and no updates) for this many first steps. Must be below steps: a
+    new run whose warm-up would use its whole budget is refused with one error line."""
     updates_per_step: int = 1
     """Gradient updates per environment step after warm-up."""
     eval_every: int = 5_000

@@ -3,6 +3,7 @@ logging, and checkpoints that resume exactly."""
 
 from __future__ import annotations
 
+import csv
 import time
 from pathlib import Path
 
@@ -175,7 +176,7 @@ def _run(cfg: TrainConfig, device: torch.device, env, eval_envs, agent=None) -> 
         dynamic_ncols=True,
         desc=f"{cfg.env} {cfg.agent.objective} seed{cfg.seed}",
     )
-    window_start, window_step, metrics = time.perf_counter(), step, {}
+    window_start, window_step, metrics, sps = time.perf_counter(), step, {}, float("nan")
     try:
         with StopFlag() as stop:
             while step < cfg.steps:
@@ -205,9 +206,9 @@ def _run(cfg: TrainConfig, device: torch.device, env, eval_envs, agent=None) -> 
                     window_start, window_step = now, step
                     if metrics:  # none during warm-up
                         logger.log_metrics(step, sps, metrics)
-                    bar.set_postfix(sps=f"{sps:.1f}", eval=f"{last_eval:.1f}")
                 # The budget's last step is always evaluated, a multiple of eval_every or not.
-                if step % cfg.eval_every == 0 or step == cfg.steps:
+                evaluating = step % cfg.eval_every == 0 or step == cfg.steps
+                if evaluating:
                     eval_seed = evaluation_seed(cfg.seed, step)
                     gen = torch.Generator(device).manual_seed(eval_seed)
                     result = evaluate(
@@ -222,6 +223,8 @@ def _run(cfg: TrainConfig, device: torch.device, env, eval_envs, agent=None) -> 
                     logger.log_value_bias(step, result.pop("value"))
                     last_eval = result["return_mean"]
                     logger.log_eval({"step": step, **result, "wall_time": time.time()})
+                if evaluating or step % cfg.log_every == 0:  # after the evaluation of this step
+                    bar.set_postfix(sps=f"{sps:.1f}", eval=f"{last_eval:.1f}")
                 bar.update(1)
                 if step % cfg.checkpoint_every == 0 or step == cfg.steps or stop.signal:
                     checkpoint()
@@ -239,9 +242,15 @@ def _run(cfg: TrainConfig, device: torch.device, env, eval_envs, agent=None) -> 
 
 def train_from_cli(cfg: TrainConfig, defaults: TrainConfig | None = None) -> Path:
     """`train` for recipes: bad input or a run directory that cannot be used ends the process
-    with one `error: ...` line (diffpolicy.rl.errors) instead of a traceback; prints where the
-    run went."""
+    with one `error: ...` line (diffpolicy.rl.errors) instead of a traceback; ends with one line
+    stating the final evaluation and where the run's files are."""
     with one_line_errors():
         run_dir = train(cfg, defaults)
-    print(f"run directory: {run_dir}")
+    with open(run_dir / "eval.csv", newline="") as f:
+        last = list(csv.DictReader(f))[-1]
+    print(
+        f"final evaluation at step {last['step']}: return {float(last['return_mean']):.1f} "
+        f"+- {float(last['return_std']):.1f} over {last['episodes']} episodes; "
+        f"run files in {run_dir}"
+    )
     return run_dir

@@ -14,15 +14,18 @@ _DMC_HIGH_ALPHA_DOMAINS = ("quadruped", "humanoid")
 
 
 def qsm_reference(env: str = "Hopper-v5") -> TrainConfig:
-    """The QSM reference implementation's settings (AgentConfig's defaults) on `env`."""
+    """The QSM paper's settings: vp, T = 5, alpha = 50, 512-wide nets, DDPM acting.
+
+    AgentConfig's defaults, as in the QSM reference implementation."""
     return TrainConfig(env=env, agent=AgentConfig())
 
 
 def qsm_langevin_t3(env: str = "Hopper-v5") -> TrainConfig:
-    """The best QSM configuration with the reference's critic (README, "Results"): 256-wide actor
-    and critics (SAC's width), acting by 10 Langevin steps on the learned lowest-level score and
-    drawing the critic's target actions by 3. The chain reads the score in the diffusion
-    convention (`langevin_score="schedule"`), as the measured runs did: it samples
+    """The Langevin actor on the reference's critic (twin Q, Polyak targets, Adam lr 3e-4).
+
+    256-wide actor and critics (SAC's width), acting by 10 Langevin steps on the learned
+    lowest-level score and drawing the critic's target actions by 3. The chain reads the score
+    in the diffusion convention (`langevin_score="schedule"`), as the measured runs did: it samples
     exp(alpha / sqrt(1 - abar_0) Q) = exp(113 Q) at alpha = 50, vp, T = 5."""
     agent = AgentConfig(
         actor_hidden=(256, 256),
@@ -35,11 +38,12 @@ def qsm_langevin_t3(env: str = "Hopper-v5") -> TrainConfig:
 
 
 def qsm_crossq_critic(env: str = "Hopper-v5") -> TrainConfig:
-    """The `qsm_langevin_t3` actor on CrossQ's critic (Bhatt et al., ICLR 2024): batch
-    renormalisation, current and next state-actions in one batch, no target network, Adam betas
-    (0.5, 0.999) and lr 1e-3 for the critics. The winner of issue 14's 50k screen and the best
-    preset until its 100k confirmation; the best of the presets on HalfCheetah-v5, stuck near 330
-    on Hopper-v5 (README, "Results"). Harness method `qsm-crossq-t3`."""
+    """The Langevin actor on CrossQ's critic: the best preset on HalfCheetah, stuck on Hopper.
+
+    CrossQ (Bhatt et al., ICLR 2024): batch renormalisation, current and next state-actions in
+    one batch, no target network, Adam betas (0.5, 0.999) and lr 1e-3 for the critics. It won the
+    50k-step critic screen and was the best preset until the 100k confirmation; near 330 on
+    Hopper-v5 (docs: Experiments). Harness method `qsm-crossq-t3`."""
     cfg = qsm_langevin_t3(env)
     agent = dataclasses.replace(
         cfg.agent,
@@ -52,10 +56,11 @@ def qsm_crossq_critic(env: str = "Hopper-v5") -> TrainConfig:
 
 
 def qsm_polyak_ln(env: str = "Hopper-v5") -> TrainConfig:
-    """The `qsm_langevin_t3` actor and twin-Q Polyak critic with LayerNorm after each critic
-    hidden layer and CrossQ's Adam for the critics (lr 1e-3, betas (0.5, 0.999)): ahead of
-    `qsm_crossq_critic` on Hopper-v5 and Walker2d-v5, behind it on HalfCheetah-v5 (README,
-    "Results"). Harness method `qsm-polyak-ln-crossq-adam`."""
+    """The Langevin actor on twin LayerNorm critics with Polyak targets and CrossQ's Adam.
+
+    LayerNorm after each critic hidden layer, critics trained with lr 1e-3 and betas (0.5, 0.999):
+    ahead of `qsm_crossq_critic` on Hopper-v5 and Walker2d-v5, behind it on HalfCheetah-v5 (docs:
+    Results). Harness method `qsm-polyak-ln-crossq-adam`."""
     cfg = qsm_langevin_t3(env)
     agent = dataclasses.replace(
         cfg.agent, critic_layer_norm=True, critic_betas=(0.5, 0.999), critic_lr=1e-3
@@ -64,18 +69,20 @@ def qsm_polyak_ln(env: str = "Hopper-v5") -> TrainConfig:
 
 
 def qsm_best(env: str = "Hopper-v5") -> TrainConfig:
-    """The best QSM configuration measured: `qsm_polyak_ln`, which has the highest mean over
-    Hopper-v5, HalfCheetah-v5 and Walker2d-v5 of (return / SB3 SAC's) at 100k steps, 3 seeds each
-    (README, "Results"; issue 14's rule). Harness method `qsm-best`."""
+    """The best configuration measured, the default: `polyak-ln`.
+
+    `qsm_polyak_ln` has the highest mean over Hopper-v5, HalfCheetah-v5 and Walker2d-v5 of
+    (return / SB3 SAC's) at 100k steps, 3 seeds each (docs: Results). Harness method
+    `qsm-best`."""
     return qsm_polyak_ln(env)
 
 
 def qsm_fast(env: str = "Hopper-v5") -> TrainConfig:
-    """`qsm_crossq_critic` at about SB3 SAC's cost per update (README, "Training speed"): 1
-    Langevin step for the critic's target actions instead of 3, and an actor step every 3rd
-    critic step (CrossQ's policy delay). It learns HalfCheetah more slowly than
-    `qsm_crossq_critic` (README, Results). Harness method `qsm-best-t1-d3` (named when
-    `qsm_crossq_critic` was the best preset)."""
+    """`crossq-critic` at about SB3 SAC's cost per update, learning HalfCheetah more slowly.
+
+    1 Langevin step for the critic's target actions instead of 3, and an actor step every 3rd
+    critic step (CrossQ's policy delay) (docs: Speed). Harness method `qsm-best-t1-d3` (named
+    when `qsm_crossq_critic` was the best preset)."""
     cfg = qsm_crossq_critic(env)
     agent = dataclasses.replace(cfg.agent, target_sampler_steps=1, actor_every=3)
     return dataclasses.replace(cfg, agent=agent)
@@ -110,7 +117,7 @@ MUJOCO_PRESETS = {
     "polyak-ln": qsm_polyak_ln,
     "reference": qsm_reference,
 }
-"""The presets `recipes/qsm_mujoco.py --preset NAME` starts from."""
+"""The presets `recipes/qsm_mujoco.py --preset NAME` starts from (its --help lists them)."""
 
 
 def _on_dmc(preset: Callable[[str], TrainConfig]) -> Callable[[str], TrainConfig]:
@@ -131,3 +138,9 @@ DMC_PRESETS = {
 """The presets `recipes/qsm_dmc.py --preset NAME` starts from: every MuJoCo preset, unchanged and
 with action repeat 1 (each step of the agent is one control step of the task), and the reference
 with the reference's alpha of 120 on quadruped and humanoid tasks."""
+
+
+def preset_list(presets: dict, default: str) -> str:
+    """One line per preset, `name: the first line of its docstring`, for a recipe's --help."""
+    lines = [f"  {name}: {build.__doc__.splitlines()[0]}" for name, build in presets.items()]
+    return f"--preset NAME (default {default}) starts from one of:\n" + "\n".join(lines)

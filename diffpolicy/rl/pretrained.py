@@ -2,7 +2,7 @@
 small policy file, then `predict(obs)` with NumPy arrays in the environment's own units.
 
     policy = load_policy("runs/Hopper-v5/qsm/seed0")   # or a file written by save_policy
-    action = policy.predict(obs)                         # (obs_dim,) -> (act_dim,), env units
+    action, _ = policy.predict(obs)                      # (obs_dim,) -> (act_dim,), env units
     save_policy(policy, "hopper.pt")                     # weights and config, no optimiser
 
 A policy file holds the run config, the acting denoiser's weights (the EMA weights when the run
@@ -38,10 +38,12 @@ DETERMINISTIC_SEED = 0
 class TrainedPolicy:
     """A trained diffusion policy acting in the environment's own units.
 
-    `predict(obs)` samples as the run's evaluation did (`eval_temperature`, `eval_best_of`, no
-    exploration noise); `predict(obs, deterministic=True)` runs the chain at temperature 0 (no
-    sampling noise after the initial draw; a sampler without a temperature, such as ddim, keeps
-    its own) from a fixed generator, so one observation always gets one action.
+    `predict(obs)` returns `(actions, state)` as Stable-Baselines3's does (the policy has no
+    recurrent state: `state` is passed back unchanged) and samples as the run's evaluation did
+    (`eval_temperature`, `eval_best_of`, no exploration noise);
+    `predict(obs, deterministic=True)` runs the chain at temperature 0 (no sampling noise after
+    the initial draw; a sampler without a temperature, such as ddim, keeps its own) from a fixed
+    generator, so one observation always gets one action.
     """
 
     def __init__(
@@ -81,9 +83,17 @@ class TrainedPolicy:
             move_schedule(sampler, lambda table: table.to(self.device))
 
     @torch.no_grad()
-    def predict(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
-        """obs (obs_dim,) or (batch, obs_dim) -> actions (act_dim,) or (batch, act_dim), in the
-        environment's action bounds and its action dtype (float32)."""
+    def predict(
+        self,
+        obs: np.ndarray,
+        state: tuple[np.ndarray, ...] | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
+        """obs (obs_dim,) or (batch, obs_dim) -> (actions, state): actions (act_dim,) or
+        (batch, act_dim) in the environment's action bounds and its action dtype (float32).
+        `state` and `episode_start` are Stable-Baselines3's recurrent-policy arguments, taken
+        for its interface and unused: `state` comes back as it was given."""
         obs = np.asarray(obs, dtype=np.float32)
         if obs.ndim not in (1, 2) or obs.shape[-1] != self.obs_dim:
             raise ValueError(
@@ -97,7 +107,7 @@ class TrainedPolicy:
         actions = best_of(self.policy, self.critic, obs_t, self.best_of, generator, sampler=sampler)
         unit = actions.clamp(-1.0, 1.0).double().cpu().numpy()
         scaled = self.to_env_units(unit).astype(np.float32)
-        return scaled[0] if obs.ndim == 1 else scaled
+        return (scaled[0] if obs.ndim == 1 else scaled), state
 
     def to_env_units(self, actions: np.ndarray) -> np.ndarray:
         """[-1, 1] -> [low, high], the map `BoxActionAdapter.step` applies."""

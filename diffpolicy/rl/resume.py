@@ -57,7 +57,9 @@ def resolve_config(cfg: TrainConfig, defaults: TrainConfig | None = None) -> Tra
     run_dir = Path(cfg.run_dir) if cfg.run_dir is not None else cfg.default_run_dir()
     if not cfg.resume:
         check_new_run_dir(run_dir)
-        return dataclasses.replace(cfg, run_dir=run_dir, steps=cfg.steps or DEFAULT_STEPS)
+        resolved = dataclasses.replace(cfg, run_dir=run_dir, steps=cfg.steps or DEFAULT_STEPS)
+        check_warmup(resolved)
+        return resolved
     saved = read_saved_config(run_dir)
     check_given_flags(cfg, saved, defaults or TrainConfig(), run_dir)
     check_env_import(cfg.env, saved.env, run_dir)
@@ -70,6 +72,16 @@ def resolve_config(cfg: TrainConfig, defaults: TrainConfig | None = None) -> Tra
         resume=True,
         run_dir=run_dir,
     )
+
+
+def check_warmup(cfg: TrainConfig) -> None:
+    """A new run's warm-up must end before its budget does: otherwise it never updates and
+    trains nothing, which is refused rather than run for nothing."""
+    if cfg.warmup_steps >= cfg.steps:
+        raise ConfigError(
+            f"warmup_steps = {cfg.warmup_steps}: must be below steps = {cfg.steps}, or the run "
+            f"never updates the agent (pass --warmup-steps {cfg.steps // 5}, for example)"
+        )
 
 
 def read_saved_config(run_dir: Path) -> TrainConfig:

@@ -5,7 +5,7 @@ satisfy the `Sampler` protocol."""
 from diffpolicy.samplers.base import (
     NO_CLIPPING,
     Clipping,
-    Denoiser,
+    DenoiseFn,
     ReverseChainSampler,
     even_timesteps,
 )
@@ -20,7 +20,7 @@ __all__ = [
     "Clipping",
     "DDIMSampler",
     "DDPMSampler",
-    "Denoiser",
+    "DenoiseFn",
     "LangevinSampler",
     "ReverseChainSampler",
     "Sampler",

@@ -17,7 +17,9 @@ from torch import Tensor
 
 from diffpolicy.schedules import NoiseSchedule, check_prediction
 
-Denoiser = Callable[[Tensor, Tensor, Tensor | None], Tensor]
+DenoiseFn = Callable[[Tensor, Tensor, Tensor | None], Tensor]
+"""What a sampler calls: `denoise(x_t, t, cond) -> prediction`. `diffpolicy.nets.Denoiser` is
+one; any function of that shape (a closed form, a wrapped network) is another."""
 
 
 def even_timesteps(num_train_steps: int, num_sample_steps: int) -> Tensor:
@@ -109,7 +111,7 @@ class ReverseChainSampler(ABC):
 
     def sample(
         self,
-        denoise: Denoiser,
+        denoise: DenoiseFn,
         cond: Tensor | None,
         x_T: Tensor,
         generator: torch.Generator | None = None,
@@ -123,7 +125,7 @@ class ReverseChainSampler(ABC):
 
     def sample_chain(
         self,
-        denoise: Denoiser,
+        denoise: DenoiseFn,
         cond: Tensor | None,
         x_T: Tensor,
         generator: torch.Generator | None = None,
@@ -157,7 +159,7 @@ class ReverseChainSampler(ABC):
                 chain[-1] = chain[-1].clamp(self.clipping.low, self.clipping.high)
         return chain
 
-    def predict(self, denoise: Denoiser, x_t: Tensor, t: Tensor, cond: Tensor | None):
+    def predict(self, denoise: DenoiseFn, x_t: Tensor, t: Tensor, cond: Tensor | None):
         """One denoiser call at level t: (x0_hat, eps_hat), x0_hat clipped if `clipping.x0`."""
         pred = denoise(x_t, t, cond)
         x0 = self.schedule.convert(pred, x_t, t, self.prediction, "x0", validate=False)

@@ -19,6 +19,11 @@ class DDPMSampler(ReverseChainSampler):
     "large" uses beta itself. Over a subsequence, beta is the respaced 1 - abar_t / abar_prev.
     No noise is added on the last step (to the clean sample), for either variance, unless
     `final_noise` (DIME: every reverse kernel then has a density).
+
+    A temperature T below 1 scales the noise of every step; it does not sample pi^(1 / T), it
+    narrows the law faster. With the exact denoiser of N(0, 1) (cosine, 50 levels, "large") the
+    sample variance is about T^2, 0.25 and 0.06 at T = 0.5 and 0.25, where pi^(1 / T) has 0.5 and
+    0.25. Langevin's temperature does sample pi^(1 / T) (`LangevinSampler`).
     """
 
     def __init__(

@@ -24,7 +24,7 @@ from typing import Literal, get_args
 import torch
 from torch import Tensor
 
-from diffpolicy.samplers.base import NO_CLIPPING, Clipping, Denoiser, level
+from diffpolicy.samplers.base import NO_CLIPPING, Clipping, DenoiseFn, level
 from diffpolicy.schedules import NoiseSchedule, check_prediction
 
 ScoreUnits = Literal["level", "unit"]
@@ -84,7 +84,7 @@ class LangevinSampler:
         sigma_0 = float((1.0 - schedule.alpha_bars[0]).sqrt())
         self._eps_to_score = -1.0 if score_units == "unit" else -1.0 / sigma_0
 
-    def score(self, denoise: Denoiser, x: Tensor, t: Tensor, cond: Tensor | None) -> Tensor:
+    def score(self, denoise: DenoiseFn, x: Tensor, t: Tensor, cond: Tensor | None) -> Tensor:
         """The score the chain follows at x (batch, dim), t the level-0 timesteps (batch,)."""
         pred = denoise(x, t, cond)
         if self.clipping.x0:
@@ -101,7 +101,7 @@ class LangevinSampler:
     @torch.no_grad()
     def sample(
         self,
-        denoise: Denoiser,
+        denoise: DenoiseFn,
         cond: Tensor | None,
         x_init: Tensor,
         generator: torch.Generator | None = None,

@@ -9,7 +9,7 @@ from typing import Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
-from diffpolicy.samplers.base import Clipping, Denoiser
+from diffpolicy.samplers.base import Clipping, DenoiseFn
 from diffpolicy.schedules import NoiseSchedule
 
 
@@ -32,7 +32,7 @@ class Sampler(Protocol):
 
     def sample(
         self,
-        denoise: Denoiser,
+        denoise: DenoiseFn,
         cond: Tensor | None,
         x_init: Tensor,
         /,

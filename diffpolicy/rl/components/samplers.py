@@ -29,7 +29,9 @@ if TYPE_CHECKING:
 SamplerFactory = Callable[["AgentConfig", "int | None", float], Sampler]
 """(cfg, steps, temperature) -> a sampler clipping actions to [-1, 1]. steps: None for the
 config's own chain length, else the number of denoiser calls (the critic target's shorter chain).
-temperature: 1 samples the policy; T samples pi^(1 / T), 0 without sampling noise."""
+temperature: 1 samples the policy, 0 removes the sampling noise after the first draw. In between
+it scales the noise: for Langevin that samples pi^(1 / T) (up to the chain's O(h) bias), for DDPM
+it does not (a narrower law, not pi^(1 / T); docs: Theory)."""
 
 
 @dataclass(frozen=True)
