@@ -230,6 +230,16 @@ def _(ctx: Ctx) -> str:
     return ctx.resume()
 
 
+@case("run-dir-in-use")
+def _(ctx: Ctx) -> str:
+    from diffpolicy.rl.lock import RunDirLock
+
+    ctx.copy_run()
+    with RunDirLock(ctx.run):  # as another process's run holds it
+        message = ctx.resume()
+    return message.replace(f"process {os.getpid()}", "process PID")
+
+
 @case("resume-conflicting-flag")
 def _(ctx: Ctx) -> str:
     ctx.copy_run()

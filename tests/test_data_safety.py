@@ -10,7 +10,10 @@ import errno
 import importlib.util
 import json
 import os
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +21,7 @@ import torch
 
 from diffpolicy.rl import AgentConfig, TrainConfig, load_checkpoint, save_checkpoint, train
 from diffpolicy.rl.files import CheckpointError, RunDirError
+from diffpolicy.rl.lock import LOCK_FILE
 from diffpolicy.rl.logger import CSVLog
 from diffpolicy.rl.validation import ConfigError
 
@@ -225,3 +229,54 @@ def test_a_resumed_config_imports_a_module_only_if_the_command_line_names_it(tmp
     train(TrainConfig(env=env, run_dir=run, resume=True, steps=120, progress=False))
     assert marker.exists() and load_checkpoint(run / "checkpoint.pt")["step"] == 120
     sys.modules.pop("diffpolicy_test_env_module", None)
+
+
+# --- two processes on one run directory ---------------------------------------------------------
+RECIPE = "import sys; from diffpolicy.rl.cli import run_recipe; run_recipe(args=sys.argv[1:])"
+TINY_FLAGS = [
+    "--env", "Pendulum-v1", "--steps", "120", "--warmup-steps", "60", "--eval-every", "60",
+    "--eval-episodes", "1", "--checkpoint-every", "60", "--agent.actor-hidden", "16", "16",
+    "--agent.critic-hidden", "16", "16", "--agent.batch-size", "16", "--no-progress",
+]  # fmt: skip
+
+
+def _recipe(run: Path, *args: str) -> list[str]:
+    return [sys.executable, "-c", RECIPE, "--run-dir", str(run), *TINY_FLAGS, *args]
+
+
+def _wait_for_lock(proc: subprocess.Popen, lock: Path, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not (lock.is_file() and lock.read_text().strip() == str(proc.pid)):
+        assert proc.poll() is None, "the first run ended before it took the lock"
+        assert time.monotonic() < deadline, "the first run never took the lock"
+        time.sleep(0.05)
+
+
+def test_a_second_process_on_a_run_directory_exits_2_and_leaves_the_run_alone(tmp_path):
+    """The first run is paused while it holds the lock; a second new run and a --resume on the
+    same folder each end with one line naming its pid; the first then finishes and resumes."""
+    run = tmp_path / "run"
+    env = {**os.environ, "MUJOCO_GL": "egl"}
+    first = subprocess.Popen(_recipe(run), cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_lock(first, run / LOCK_FILE)
+        first.send_signal(signal.SIGSTOP)
+        before = _files(run)
+        for args in ([], ["--resume"]):
+            second = subprocess.run(
+                _recipe(run, *args), cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+            )
+            assert second.returncode == 2, second.stderr
+            assert second.stderr.splitlines() == [
+                f"error: {run} is in use by process {first.pid}, which holds its {LOCK_FILE}; "
+                "wait for that run to end or choose another --run-dir"
+            ]
+            assert _files(run) == before
+        first.send_signal(signal.SIGCONT)
+        assert first.wait(timeout=300) == 0, first.stderr.read()
+    finally:
+        first.kill()
+        first.wait()
+    assert load_checkpoint(run / "checkpoint.pt")["step"] == 120
+    train(TrainConfig(run_dir=run, resume=True, steps=180, progress=False))
+    assert load_checkpoint(run / "checkpoint.pt")["step"] == 180

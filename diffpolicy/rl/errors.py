@@ -1,8 +1,9 @@
 """How a command-line program ends on an error the user can fix: one `error: ...` line on stderr
 and a non-zero exit status, instead of a traceback.
 
-Exit status 2: bad input (a config value, a flag, a resume that does not fit). Exit status 1: the
-run directory or a file in it (a full disk, a corrupt checkpoint, a folder in use).
+Exit status 2: bad input (a config value, a flag, a resume that does not fit, a run directory
+another process holds). Exit status 1: the run directory or a file in it (a full disk, a corrupt
+checkpoint, a folder that holds another run).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import sys
 from collections.abc import Iterator
 
 from diffpolicy.rl.files import CheckpointError, RunDirError
+from diffpolicy.rl.lock import RunDirBusy
 from diffpolicy.rl.validation import ConfigError
 
 
@@ -26,7 +28,7 @@ def one_line_errors() -> Iterator[None]:
     line; any other exception (a bug) keeps its traceback."""
     try:
         yield
-    except ConfigError as err:
+    except (ConfigError, RunDirBusy) as err:
         exit_with(str(err), 2)
     except (CheckpointError, RunDirError) as err:
         exit_with(str(err), 1)

@@ -18,9 +18,18 @@ from diffpolicy.rl.config import TrainConfig, config_to_json
 from diffpolicy.rl.envs import BoxActionAdapter, make_env
 from diffpolicy.rl.errors import one_line_errors
 from diffpolicy.rl.evaluate import evaluate, evaluation_seed
-from diffpolicy.rl.files import CheckpointError, RunDirError, atomic_write, make_folder
+from diffpolicy.rl.files import CheckpointError, RunDirError, atomic_write
+from diffpolicy.rl.lock import RunDirLock
 from diffpolicy.rl.logger import Logger
-from diffpolicy.rl.resume import CHECKPOINT, CONFIG, REPLAY, check_fits, resolve_config
+from diffpolicy.rl.resume import (
+    CHECKPOINT,
+    CONFIG,
+    REPLAY,
+    check_fits,
+    check_new_run_dir,
+    resolve_config,
+    run_dir_of,
+)
 from diffpolicy.rl.signals import StopFlag
 from diffpolicy.rl.validation import ConfigError, check_device
 
@@ -60,22 +69,24 @@ def train(
 
     Everything that can be checked is checked before the run directory is written to: the config,
     the device, the environment, and on resume the saved config and the checkpoint against it.
+    The run holds the directory's lock (`diffpolicy.rl.lock`): a second process gets `RunDirBusy`.
     `defaults`: the config the command line started from (see `resolve_config`). `agent`: an
     agent built by the caller, or a factory `(obs_dim, act_dim, cfg.agent) -> agent` called after
     seeding (default `Agent`); either way its config must be cfg.agent (`build_agent`)."""
-    cfg = resolve_config(cfg, defaults)
-    device = check_device(cfg.device)
-    torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
-    np.random.seed(cfg.seed)
-    envs: list[BoxActionAdapter] = []
-    try:
-        for _ in range(1 + cfg.eval_episodes):  # training env first, then one per eval episode
-            envs.append(_make_env(cfg))
-        return _run(cfg, device, envs[0], envs[1:], agent)
-    finally:
-        for env in envs:
-            env.close()
+    with RunDirLock(run_dir_of(cfg)) as lock:
+        cfg = resolve_config(cfg, defaults)
+        device = check_device(cfg.device)
+        torch.set_num_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)
+        np.random.seed(cfg.seed)
+        envs: list[BoxActionAdapter] = []
+        try:
+            for _ in range(1 + cfg.eval_episodes):  # training env first, then one per eval episode
+                envs.append(_make_env(cfg))
+            return _run(cfg, device, envs[0], envs[1:], lock, agent)
+        finally:
+            for env in envs:
+                env.close()
 
 
 def _make_env(cfg: TrainConfig) -> BoxActionAdapter:
@@ -85,7 +96,7 @@ def _make_env(cfg: TrainConfig) -> BoxActionAdapter:
         raise ConfigError(str(err)) from err
 
 
-def _run(cfg: TrainConfig, device: torch.device, env, eval_envs, agent=None) -> Path:
+def _run(cfg: TrainConfig, device: torch.device, env, eval_envs, lock, agent=None) -> Path:
     run_dir = Path(cfg.run_dir)
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
     agent = build_agent(agent, obs_dim, act_dim, cfg.agent).to(device)
@@ -124,7 +135,9 @@ def _run(cfg: TrainConfig, device: torch.device, env, eval_envs, agent=None) -> 
     saved_step = step if cfg.resume else None
 
     # Everything is checked: from here on the run writes into its directory.
-    make_folder(run_dir)
+    lock.start_writing()
+    if not cfg.resume:  # again, under the lock: another run may have begun in the folder meanwhile
+        check_new_run_dir(run_dir)
     config_text = config_to_json(cfg)
     if not (run_dir / CONFIG).is_file() or (run_dir / CONFIG).read_text() != config_text:
         atomic_write(run_dir / CONFIG, config_text.encode())

@@ -48,13 +48,18 @@ def check_new_run_dir(run_dir: Path, run_files=RUN_FILES, checkpoint: str = CHEC
         )
 
 
+def run_dir_of(cfg: TrainConfig) -> Path:
+    """The run directory `cfg` names, or its default."""
+    return Path(cfg.run_dir) if cfg.run_dir is not None else cfg.default_run_dir()
+
+
 def resolve_config(cfg: TrainConfig, defaults: TrainConfig | None = None) -> TrainConfig:
     """The config a run uses. A new run: `cfg` with the default budget and run directory filled
     in. On resume: the directory's saved config, with device, threads and progress from `cfg`,
     and steps if `cfg` gives them. `defaults` is the config the command line started from (the
     recipe's preset): a field of `cfg` that differs from it was given, and must then equal the
     saved value."""
-    run_dir = Path(cfg.run_dir) if cfg.run_dir is not None else cfg.default_run_dir()
+    run_dir = run_dir_of(cfg)
     if not cfg.resume:
         check_new_run_dir(run_dir)
         return dataclasses.replace(cfg, run_dir=run_dir, steps=cfg.steps or DEFAULT_STEPS)
