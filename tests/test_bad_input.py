@@ -230,6 +230,14 @@ def _(ctx: Ctx) -> str:
     return ctx.resume()
 
 
+@case("training-diverges")
+def _(ctx: Ctx) -> str:
+    from tiny_runs import register_blow_up_env
+
+    env = register_blow_up_env(after=0)  # rewards of 1e30 from the start
+    return ctx.new_run("--env", env, "--steps", "120", *TINY, unchanged=False)
+
+
 @case("run-dir-in-use")
 def _(ctx: Ctx) -> str:
     from diffpolicy.rl.lock import RunDirLock
@@ -399,6 +407,16 @@ def _(ctx: Ctx) -> str:
             torch.zeros(5, 2),
         )
     )
+
+
+@case("predict-non-finite-obs")
+def _(ctx: Ctx) -> str:
+    import numpy as np
+
+    from diffpolicy.rl import load_policy
+
+    policy = load_policy(ctx.base)
+    return _raises(lambda: policy.predict(np.full(policy.obs_dim, np.nan)))
 
 
 @case("buffer-wrong-shape")

@@ -18,8 +18,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_runs import register_blow_up_env
 
-from diffpolicy.rl import AgentConfig, TrainConfig, load_checkpoint, save_checkpoint, train
+from diffpolicy.rl import Agent, AgentConfig, TrainConfig, load_checkpoint, save_checkpoint, train
+from diffpolicy.rl.divergence import DivergedError
 from diffpolicy.rl.files import CheckpointError, RunDirError
 from diffpolicy.rl.lock import LOCK_FILE
 from diffpolicy.rl.logger import CSVLog
@@ -280,3 +282,42 @@ def test_a_second_process_on_a_run_directory_exits_2_and_leaves_the_run_alone(tm
     assert load_checkpoint(run / "checkpoint.pt")["step"] == 120
     train(TrainConfig(run_dir=run, resume=True, steps=180, progress=False))
     assert load_checkpoint(run / "checkpoint.pt")["step"] == 180
+
+
+# --- divergence ---------------------------------------------------------------------------------
+def test_a_run_whose_losses_turn_non_finite_stops_in_one_line_and_keeps_its_last_checkpoint(
+    tmp_path,
+):
+    """Rewards of 1e30 from step 131 overflow the critic's loss: the run stops at the next
+    boundary that reads it (the checkpoint at 180) without saving, and step 120's stays."""
+    run = tmp_path / "run"
+    cfg = tiny(run, env=register_blow_up_env(after=130), steps=240, eval_every=240)
+    with pytest.raises(DivergedError) as err:
+        train(cfg)
+    assert str(err.value) == (
+        "training diverged at step 180: critic_loss is not finite "
+        "(no checkpoint written from it; step 120's is intact)"
+    )
+    state = load_checkpoint(run / "checkpoint.pt")
+    assert state["step"] == 120
+    assert all(torch.isfinite(v).all() for v in state["agent"]["modules"].values())
+
+
+class _NaNActions(Agent):
+    """Finite losses and weights, but every action it samples is NaN."""
+
+    def act(self, obs, explore, generator=None):
+        return torch.full_like(super().act(obs, explore, generator), float("nan"))
+
+
+@pytest.mark.parametrize(("eval_every", "quantity"), [(60, "evaluation action"), (120, "action")])
+def test_a_non_finite_action_stops_the_run_before_the_env_sees_it(eval_every, quantity, tmp_path):
+    """Step 60, the first after warm-up, evaluates (eval_every 60) or checkpoints and then acts."""
+    run = tmp_path / "run"
+    with pytest.raises(DivergedError) as err:
+        train(tiny(run, env="Pendulum-v1", eval_every=eval_every), agent=_NaNActions)
+    kept = "no checkpoint yet" if eval_every == 60 else "step 60's is intact"
+    assert str(err.value) == (
+        f"training diverged at step 60: {quantity} is not finite "
+        f"(no checkpoint written from it; {kept})"
+    )

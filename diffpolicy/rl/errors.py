@@ -3,7 +3,7 @@ and a non-zero exit status, instead of a traceback.
 
 Exit status 2: bad input (a config value, a flag, a resume that does not fit, a run directory
 another process holds). Exit status 1: the run directory or a file in it (a full disk, a corrupt
-checkpoint, a folder that holds another run).
+checkpoint, a folder that holds another run), or training that diverged.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import contextlib
 import sys
 from collections.abc import Iterator
 
+from diffpolicy.rl.divergence import DivergedError
 from diffpolicy.rl.files import CheckpointError, RunDirError
 from diffpolicy.rl.lock import RunDirBusy
 from diffpolicy.rl.validation import ConfigError
@@ -24,11 +25,11 @@ def exit_with(message: str, status: int = 2) -> None:
 
 @contextlib.contextmanager
 def one_line_errors() -> Iterator[None]:
-    """Inside this block, a ConfigError, CheckpointError or RunDirError ends the process with one
-    line; any other exception (a bug) keeps its traceback."""
+    """Inside this block, a ConfigError, CheckpointError, RunDirError or DivergedError ends the
+    process with one line; any other exception (a bug) keeps its traceback."""
     try:
         yield
     except (ConfigError, RunDirBusy) as err:
         exit_with(str(err), 2)
-    except (CheckpointError, RunDirError) as err:
+    except (CheckpointError, RunDirError, DivergedError) as err:
         exit_with(str(err), 1)

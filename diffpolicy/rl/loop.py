@@ -15,6 +15,7 @@ from diffpolicy.rl.buffer import ReplayBuffer
 from diffpolicy.rl.checkpoint import load_checkpoint, save_checkpoint
 from diffpolicy.rl.chunks import ChunkedRing, is_manifest, read_ring
 from diffpolicy.rl.config import TrainConfig, config_to_json
+from diffpolicy.rl.divergence import DivergedError, check_actions, check_agent, check_finite
 from diffpolicy.rl.envs import BoxActionAdapter, make_env
 from diffpolicy.rl.errors import one_line_errors
 from diffpolicy.rl.evaluate import evaluate, evaluation_seed
@@ -142,8 +143,12 @@ def _run(cfg: TrainConfig, device: torch.device, env, eval_envs, lock, agent=Non
     if not (run_dir / CONFIG).is_file() or (run_dir / CONFIG).read_text() != config_text:
         atomic_write(run_dir / CONFIG, config_text.encode())
 
+    def kept() -> str:
+        return "no checkpoint yet" if saved_step is None else f"step {saved_step}'s is intact"
+
     def checkpoint() -> None:
         nonlocal saved_step
+        check_agent(step, agent, metrics)  # never save a diverged state
         try:
             manifest = replay.write(buffer.storage(), buffer.position, buffer.size, buffer.added)
             save_checkpoint(
@@ -172,8 +177,7 @@ def _run(cfg: TrainConfig, device: torch.device, env, eval_envs, lock, agent=Non
             )
         except RunDirError as err:
             replay.clean()  # free what this save wrote
-            kept = "no checkpoint yet" if saved_step is None else f"step {saved_step}'s is intact"
-            raise RunDirError(f"{err} (checkpoint of step {step} not saved; {kept})") from err
+            raise RunDirError(f"{err} (checkpoint of step {step} not saved; {kept()})") from err
         except BaseException:
             replay.clean()
             raise
@@ -197,6 +201,7 @@ def _run(cfg: TrainConfig, device: torch.device, env, eval_envs, lock, agent=Non
                 else:
                     obs_t = torch.as_tensor(obs, device=device).unsqueeze(0)
                     action = agent.act(obs_t, explore=True)[0].cpu()
+                    check_actions(step, action, metrics)
                 next_obs, reward, terminated, truncated, _ = env.step(action.numpy())
                 buffer.add(obs, action, reward, next_obs, terminated, truncated)
                 step += 1
@@ -217,15 +222,17 @@ def _run(cfg: TrainConfig, device: torch.device, env, eval_envs, lock, agent=Non
                     sps = (step - window_step) / (now - window_start)
                     window_start, window_step = now, step
                     if metrics:  # none during warm-up
+                        check_finite(step, metrics)
                         logger.log_metrics(step, sps, metrics)
                     bar.set_postfix(sps=f"{sps:.1f}", eval=f"{last_eval:.1f}")
                 # The budget's last step is always evaluated, a multiple of eval_every or not.
                 if step % cfg.eval_every == 0 or step == cfg.steps:
+                    check_agent(step, agent, metrics)
                     eval_seed = evaluation_seed(cfg.seed, step)
                     gen = torch.Generator(device).manual_seed(eval_seed)
                     result = evaluate(
                         eval_envs,
-                        lambda o, g=gen: agent.act(o, False, g),
+                        _evaluation_policy(agent, gen, step, metrics),
                         eval_seed,
                         str(device),
                         value=agent.q_estimate,
@@ -243,10 +250,23 @@ def _run(cfg: TrainConfig, device: torch.device, env, eval_envs, lock, agent=Non
                         f"in {run_dir}; continue with --resume"
                     )
                     raise SystemExit(128 + stop.signal)
+    except DivergedError as err:
+        raise DivergedError(f"{err} (no checkpoint written from it; {kept()})") from None
     finally:
         bar.close()
         logger.close()
     return run_dir
+
+
+def _evaluation_policy(agent: Agent, generator: torch.Generator, step: int, metrics: dict):
+    """The agent acting without exploration, refusing non-finite actions."""
+
+    def act(obs: torch.Tensor) -> torch.Tensor:
+        actions = agent.act(obs, False, generator).cpu()
+        check_actions(step, actions, metrics, "evaluation action")
+        return actions
+
+    return act
 
 
 def train_from_cli(cfg: TrainConfig, defaults: TrainConfig | None = None) -> Path:

@@ -89,6 +89,8 @@ class TrainedPolicy:
             raise ValueError(
                 f"obs must have shape ({self.obs_dim},) or (batch, {self.obs_dim}), got {obs.shape}"
             )
+        if not np.isfinite(obs).all():  # the chain would turn it into NaN actions without a word
+            raise ValueError("obs must be finite: it holds NaN or inf")
         obs_t = torch.as_tensor(obs.reshape(-1, self.obs_dim), device=self.device)
         generator = None
         if deterministic:
