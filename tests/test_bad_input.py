@@ -254,6 +254,20 @@ def _(ctx: Ctx) -> str:
     return ctx.resume("--agent.tau", "0.01", "--seed", "3")
 
 
+@case("resume-other-env")
+def _(ctx: Ctx) -> str:
+    """The preset recipe builds its preset for the --env given, so the flag never differed from
+    its "default" and the saved env won in silence."""
+    ctx.copy_run()
+    recipe = _load_recipe("qsm_mujoco")
+    old = sys.argv
+    sys.argv = ["qsm_mujoco.py", "--env", "Walker2d-v5", "--run-dir", str(ctx.run), "--resume"]
+    try:
+        return ctx.recipe(main=recipe.main)
+    finally:
+        sys.argv = old
+
+
 @case("resume-below-progress")
 def _(ctx: Ctx) -> str:
     ctx.copy_run()
@@ -486,3 +500,16 @@ def test_a_real_process_ends_with_one_line_and_status_2(script, args, tmp_path):
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("error: ")
     assert not run.exists()
+
+
+def test_an_env_named_on_resume_is_compared_even_when_it_is_the_recipes_default(tmp_path, capsys):
+    """The issue's case: `--env Hopper-v5` (the default) on --resume of a Pendulum run trained
+    Pendulum and exited 0."""
+    from tiny_runs import tiny_config
+
+    run = tmp_path / "run"
+    train(tiny_config(run, steps=60))
+    with pytest.raises(SystemExit) as ended:
+        run_recipe(args=["--run-dir", str(run), "--resume", "--env", "Hopper-v5", "--steps", "120"])
+    assert ended.value.code == 2
+    assert "--env Hopper-v5 (saved: Pendulum-v1)" in capsys.readouterr().err

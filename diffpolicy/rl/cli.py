@@ -19,8 +19,9 @@ from typing import TypeVar
 import tyro
 
 from diffpolicy.rl.config import TrainConfig
-from diffpolicy.rl.errors import exit_with
+from diffpolicy.rl.errors import exit_with, one_line_errors
 from diffpolicy.rl.loop import train_from_cli
+from diffpolicy.rl.resume import check_named_env
 from diffpolicy.rl.validation import ConfigError
 
 try:
@@ -69,8 +70,17 @@ def parse(cls: type[T], default: T | None = None, description: str | None = None
 
 def run_recipe(default: TrainConfig | None = None, description: str | None = None, args=None):
     """Parse a `TrainConfig` from the command line (starting from `default`) and train it."""
+    args = sys.argv[1:] if args is None else args
     cfg = parse(TrainConfig, default, description, args)
+    _check_env_on_resume(cfg, args)
     return train_from_cli(cfg, defaults=default)
+
+
+def _check_env_on_resume(cfg: TrainConfig, args: list[str]) -> None:
+    """`--env` given on --resume must name the saved run's env, whatever its value."""
+    if cfg.resume and any(arg == "--env" or arg.startswith("--env=") for arg in args):
+        with one_line_errors():
+            check_named_env(cfg)
 
 
 def parse_with_preset(
@@ -86,14 +96,17 @@ def parse_with_preset(
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--preset", default=default_preset)
     pre.add_argument("--env", default=default_env)
-    known, rest = pre.parse_known_args(sys.argv[1:] if args is None else args)
+    args = sys.argv[1:] if args is None else args
+    known, rest = pre.parse_known_args(args)
     if known.preset not in presets:
         exit_with(f"preset = {known.preset!r}: must be one of: {', '.join(presets)}")
     try:
         preset = presets[known.preset](known.env)
     except ValueError as err:
         exit_with(str(err))
-    return parse(TrainConfig, preset, description, [*rest, "--env", known.env]), preset
+    cfg = parse(TrainConfig, preset, description, [*rest, "--env", known.env])
+    _check_env_on_resume(cfg, args)
+    return cfg, preset
 
 
 def run_preset_recipe(

@@ -101,11 +101,28 @@ def check_given_flags(cfg, saved, defaults, run_dir: Path, may_change=MAY_CHANGE
         if name not in may_change and value != default.get(name) and value != old.get(name)
     ]
     if conflicts:
-        allowed = ", ".join(f"--{n}" for n in may_change if n not in ("resume", "run_dir"))
-        raise ConfigError(
-            f"cannot resume {run_dir} with other settings than it was started with: "
-            f"{'; '.join(conflicts)} (on --resume only {allowed} may change)"
-        )
+        _refuse(run_dir, conflicts, may_change)
+
+
+def _refuse(run_dir: Path, conflicts: list[str], may_change=MAY_CHANGE_ON_RESUME) -> None:
+    allowed = ", ".join(f"--{n}" for n in may_change if n not in ("resume", "run_dir"))
+    raise ConfigError(
+        f"cannot resume {run_dir} with other settings than it was started with: "
+        f"{'; '.join(conflicts)} (on --resume only {allowed} may change)"
+    )
+
+
+def check_named_env(cfg: TrainConfig) -> None:
+    """On --resume, an env named on the command line must be the saved run's. (`check_given_flags`
+    cannot tell an env equal to the recipe's default, or the one a preset was built for, from an
+    absent flag.) A run directory that cannot be resumed is left to `train` to report."""
+    run_dir = run_dir_of(cfg)
+    try:
+        saved = read_saved_config(run_dir)
+    except (ConfigError, CheckpointError):
+        return
+    if cfg.env != saved.env:
+        _refuse(run_dir, [f"--env {cfg.env} (saved: {saved.env})"])
 
 
 def check_env_import(given: str, saved: str, run_dir: Path) -> None:
