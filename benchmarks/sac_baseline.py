@@ -64,6 +64,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import time
 from dataclasses import dataclass
 from operator import attrgetter
@@ -253,6 +254,9 @@ def _named_by_manifest(run_dir: Path) -> set[str]:
     return {manifest.get("model"), manifest.get("replay_buffer")}
 
 
+CHECKPOINT_FILE = re.compile(r"^sac_(model|replay_buffer)-\d+\.pt$")
+
+
 def save_checkpoint_files(model, run_dir: Path, replay: ChunkedRing) -> None:
     """Model and replay buffer under step-stamped names, then the manifest naming them; files of
     older checkpoints are removed only after the manifest points at the new ones."""
@@ -282,10 +286,9 @@ def save_checkpoint_files(model, run_dir: Path, replay: ChunkedRing) -> None:
             (run_dir / name).unlink(missing_ok=True)
         raise
     replay.commit(ring)
-    for pattern in ("sac_model-*", "sac_replay_buffer-*"):
-        for old in run_dir.glob(pattern):
-            if old.name not in names.values():
-                old.unlink()
+    for old in run_dir.iterdir():  # only files of this script's naming, never a user's
+        if CHECKPOINT_FILE.match(old.name) and old.name not in names.values():
+            old.unlink()
 
 
 def load_checkpoint_files(model, run_dir: Path, replay: ChunkedRing) -> None:

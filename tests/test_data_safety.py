@@ -321,3 +321,53 @@ def test_a_non_finite_action_stops_the_run_before_the_env_sees_it(eval_every, qu
         f"training diverged at step 60: {quantity} is not finite "
         f"(no checkpoint written from it; {kept})"
     )
+
+
+# --- symbolic links in a run directory ----------------------------------------------------------
+@pytest.mark.parametrize("name", ["checkpoint.pt.tmp", "config.json.tmp", "replay/CHUNK.tmp"])
+def test_a_link_planted_where_a_temporary_file_goes_is_replaced_not_followed(name, tmp_path):
+    run, target = tmp_path / "run", tmp_path / "precious.txt"
+    train(tiny(run, steps=60))
+    target.write_text("precious")
+    next_chunk = "000000000060-000000000120.pt"  # the chunk the resume writes
+    link = run / name.replace("CHUNK", next_chunk)
+    link.symlink_to(target)
+    train(tiny(run, steps=120, resume=True))
+    assert target.read_text() == "precious"
+    assert not link.is_symlink() and not link.exists()
+    assert load_checkpoint(run / "checkpoint.pt")["step"] == 120
+
+
+def test_a_log_that_is_a_link_is_refused_before_anything_is_written(tmp_path):
+    run, target = tmp_path / "run", tmp_path / "precious.csv"
+    train(tiny(run, steps=60))
+    (run / "eval.csv").rename(target)
+    (run / "eval.csv").symlink_to(target)
+    before = target.read_bytes()
+    with pytest.raises(RunDirError) as err:
+        train(tiny(run, steps=120, resume=True))
+    assert str(err.value) == (
+        f"cannot write {run / 'eval.csv'}: it is a symbolic link, which a run never writes through"
+    )
+    assert target.read_bytes() == before
+    assert load_checkpoint(run / "checkpoint.pt")["step"] == 60
+
+
+def test_replay_cleanup_deletes_only_the_runs_own_files(tmp_path):
+    """A user's stray files in replay/, a chunk-like name included, survive the checkpoints of a
+    resume; a replay folder that is a link is refused, and the folder it points to kept."""
+    run = tmp_path / "run"
+    train(tiny(run, steps=60))
+    strays = {"notes.tmp": b"mine", "000000000500-000000000600.pt": b"also mine"}
+    for stray, data in strays.items():
+        (run / "replay" / stray).write_bytes(data)
+    train(tiny(run, steps=120, resume=True))
+    assert all((run / "replay" / n).read_bytes() == data for n, data in strays.items())
+
+    elsewhere = tmp_path / "elsewhere"
+    (run / "replay").rename(elsewhere)
+    (run / "replay").symlink_to(elsewhere)
+    before = _files(elsewhere)
+    with pytest.raises(RunDirError, match="replay: it is a symbolic link"):
+        train(tiny(run, steps=180, resume=True))
+    assert _files(elsewhere) == before

@@ -6,7 +6,9 @@ and writes its next one to slot `position` holds rows `added - size ... added - 
 `(position - (added - t)) mod capacity`. A chunk file holds rows [start, end) of every field. The
 manifest, which the checkpoint carries, names the chunk files with their row ranges and SHA-256
 and holds the ring's counters; chunks whose rows the ring has overwritten are deleted once no
-checkpoint names them.
+checkpoint names them. Only files the run wrote are ever deleted: chunks a manifest named or this
+process wrote, and the temporary file of a chunk's write, by its name; never a file of any other
+name, nor anything in a `replay` folder that is a symbolic link (which the run refuses to use).
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from diffpolicy.rl.files import CheckpointError, atomic_write, make_folder
+from diffpolicy.rl.files import CheckpointError, atomic_write, make_folder, refuse_link
 
 KIND = "ring_chunks"
 MAX_ROWS = 65_536
 """Rows per chunk file at most: bounds the memory one save or one load holds at once."""
 _NAME = re.compile(r"^\d{12}-\d{12}\.pt$")
+_TMP = re.compile(r"^\d{12}-\d{12}\.pt\.tmp$")
+"""What a chunk's atomic write leaves when the process is killed during it."""
 
 
 def is_manifest(value) -> bool:
@@ -40,13 +44,17 @@ class ChunkedRing:
 
     def __init__(self, folder: Path, max_rows: int = MAX_ROWS) -> None:
         self.folder = Path(folder)
+        refuse_link(self.folder)  # its cleanup would delete in the folder the link points to
         self.max_rows = max_rows
         self.committed: list[dict] = []
         """The chunks the last checkpoint on disk names."""
+        self._ours: set[str] = set()
+        """Chunk files this run wrote or a manifest named: the only ones it may delete."""
 
     def resume(self, manifest: dict) -> None:
         """Continue from a loaded checkpoint's manifest: its chunks are on disk already."""
         self.committed = list(manifest["chunks"])
+        self._ours = {c["file"] for c in self.committed}
 
     def write(self, storage: dict[str, Tensor], position: int, size: int, added: int) -> dict:
         """Write the rows added since the committed chunks into new chunk files; returns the
@@ -82,6 +90,7 @@ class ChunkedRing:
         torch.save(rows, buf)
         data = buf.getbuffer()
         name = f"{start:012d}-{end:012d}.pt"
+        self._ours.add(name)
         atomic_write(self.folder / name, data)
         return {
             "file": name,
@@ -96,14 +105,18 @@ class ChunkedRing:
         self.clean()
 
     def clean(self) -> None:
-        """Delete chunk files the committed checkpoint does not name (overwritten rows, or a save
-        that failed before its checkpoint was written)."""
-        if not self.folder.is_dir():
+        """Delete the chunk files of ours that the committed checkpoint does not name (overwritten
+        rows, or a save that failed before its checkpoint was written), and chunks' temporary
+        files."""
+        if self.folder.is_symlink() or not self.folder.is_dir():
             return
         named = {c["file"] for c in self.committed}
+        for name in self._ours - named:
+            (self.folder / name).unlink(missing_ok=True)
+        self._ours = named
         for path in self.folder.iterdir():
-            if path.name not in named and (_NAME.match(path.name) or path.suffix == ".tmp"):
-                path.unlink(missing_ok=True)
+            if _TMP.match(path.name) and not path.is_dir():
+                path.unlink()
 
 
 def read_ring(base: Path, manifest: dict) -> dict:
