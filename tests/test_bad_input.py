@@ -405,6 +405,35 @@ def _no_space(*args):
     raise OSError(errno.ENOSPC, "No space left on device")
 
 
+# --- python -m diffpolicy.video -----------------------------------------------------------------
+def _video(ctx: Ctx, *args: str) -> str:
+    from diffpolicy import video
+
+    return ctx.recipe(main=lambda: video.main([*args, "--out", str(ctx.tmp / "policy.mp4")]))
+
+
+@case("video-bad-width")
+def _(ctx: Ctx) -> str:
+    return _video(ctx, str(ctx.base), "--width", "100")
+
+
+@case("video-no-run")
+def _(ctx: Ctx) -> str:
+    return _video(ctx, str(ctx.run))
+
+
+@case("video-policy-imports-module")
+def _(ctx: Ctx) -> str:
+    from diffpolicy.rl import load_checkpoint, save_checkpoint, save_policy
+
+    ctx.run.mkdir()
+    path = save_policy(ctx.base, ctx.run / "policy.pt")
+    state = load_checkpoint(path)
+    state["config"] = state["config"].replace('"Hopper-v5"', '"evil_module:Evil-v0"')
+    save_checkpoint(state, path)  # re-signed: its checksum is no signature
+    return _video(ctx, str(path))
+
+
 # --- library calls -------------------------------------------------------------------------------
 @case("qsm-loss-batch-mismatch")
 def _(ctx: Ctx) -> str:

@@ -20,7 +20,16 @@ import pytest
 import torch
 from tiny_runs import register_blow_up_env
 
-from diffpolicy.rl import Agent, AgentConfig, TrainConfig, load_checkpoint, save_checkpoint, train
+from diffpolicy.rl import (
+    Agent,
+    AgentConfig,
+    TrainConfig,
+    load_checkpoint,
+    load_policy,
+    save_checkpoint,
+    save_policy,
+    train,
+)
 from diffpolicy.rl.divergence import DivergedError
 from diffpolicy.rl.files import CheckpointError, RunDirError
 from diffpolicy.rl.lock import LOCK_FILE
@@ -231,6 +240,48 @@ def test_a_resumed_config_imports_a_module_only_if_the_command_line_names_it(tmp
     train(TrainConfig(env=env, run_dir=run, resume=True, steps=120, progress=False))
     assert marker.exists() and load_checkpoint(run / "checkpoint.pt")["step"] == 120
     sys.modules.pop("diffpolicy_test_env_module", None)
+
+
+def _re_signed_policy(run: Path, path: Path, env: str) -> Path:
+    """The policy file of `run`, its env changed to `env` and its checksum recomputed: a checksum
+    is not a signature, so anyone can do this."""
+    state = load_checkpoint(save_policy(run, path))
+    config = json.loads(state["config"])
+    config["env"] = env
+    state["config"] = json.dumps(config)
+    save_checkpoint(state, path)
+    return path
+
+
+def test_a_policy_naming_a_module_env_is_refused_by_load_policy_and_video(
+    tmp_path, monkeypatch, capsys
+):
+    folder, marker = tmp_path / "modules", tmp_path / "imported"
+    folder.mkdir()
+    (folder / "diffpolicy_test_env_module.py").write_text(MODULE.format(marker=MARKER))
+    monkeypatch.setenv(MARKER, str(marker))
+    monkeypatch.syspath_prepend(str(folder))
+    env = "diffpolicy_test_env_module:Imported-v0"
+    run = train(tiny(tmp_path / "run", env="Pendulum-v1", steps=60))
+    path = _re_signed_policy(run, tmp_path / "policy.pt", env)
+    message = (
+        f"cannot load the policy in {path}: it names env {env!r}, which imports the module "
+        f"'diffpolicy_test_env_module'; pass --env {env} (load_policy's env) if you trust it"
+    )
+    with pytest.raises(ConfigError) as err:
+        load_policy(path)
+    assert str(err.value) == message
+    from diffpolicy import video
+
+    with pytest.raises(SystemExit) as ended:
+        video.main([str(path), "--out", str(tmp_path / "policy.mp4")])
+    assert ended.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [f"error: {message}"]
+    (run / "config.json").write_text((run / "config.json").read_text().replace("Pendulum-v1", env))
+    with pytest.raises(ConfigError, match="imports the module"):
+        load_policy(run)
+    assert not marker.exists() and "diffpolicy_test_env_module" not in sys.modules
+    assert load_policy(path, env=env).config.env == env  # named by the user: trusted
 
 
 # --- two processes on one run directory ---------------------------------------------------------

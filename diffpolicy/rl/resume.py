@@ -125,13 +125,21 @@ def check_named_env(cfg: TrainConfig) -> None:
         _refuse(run_dir, [f"--env {cfg.env} (saved: {saved.env})"])
 
 
+def imports_module(env: str, given: str | None) -> str | None:
+    """Why an env id read from a file must not be built, or None: gymnasium imports the module of
+    an id "module:Id", and a file may come from anywhere, so it may name one only if the user
+    names the same id (`given`)."""
+    if ":" not in env or env == given:
+        return None
+    return f"names env {env!r}, which imports the module {env.split(':')[0]!r}"
+
+
 def check_env_import(given: str, saved: str, run_dir: Path) -> None:
-    """gymnasium imports the module of an env id "module:Id": a saved config may name one only
-    if the command line names the same env."""
-    if ":" in saved and given != saved:
+    """A saved config may name an env that imports a module only if the command line names it."""
+    reason = imports_module(saved, given)
+    if reason:
         raise ConfigError(
-            f"cannot resume {run_dir}: its {CONFIG} names env {saved!r}, which imports the "
-            f"module {saved.split(':')[0]!r}; pass --env {saved} if you trust it"
+            f"cannot resume {run_dir}: its {CONFIG} {reason}; pass --env {saved} if you trust it"
         )
 
 
