@@ -159,6 +159,7 @@ FLAG_CASES = {
     "steps-zero": ["--steps", "0"],
     "seed-negative": ["--seed", "-1"],
     "no-eval-episodes": ["--eval-episodes", "0"],
+    "eval-episodes-absurd": ["--eval-episodes", "100000"],
     "warmup-negative": ["--warmup-steps", "-5"],
     "device-unknown": ["--device", "gpu"],
     "env-unknown": ["--env", "NoSuchEnv-v0"],
@@ -205,6 +206,18 @@ def _load_recipe(name: str):
 
 
 # --- run directories ----------------------------------------------------------------------------
+@case("run-dir-empty")
+def _(ctx: Ctx) -> str:
+    cwd = os.getcwd()
+    os.chdir(ctx.tmp)  # where an empty --run-dir would have put the run
+    try:
+        message = ctx.recipe("--run-dir", "", "--steps", "60", *TINY)
+    finally:
+        os.chdir(cwd)
+    assert os.listdir(ctx.tmp) == []
+    return message
+
+
 @case("run-exists")
 def _(ctx: Ctx) -> str:
     ctx.copy_run()
@@ -460,6 +473,31 @@ def _(ctx: Ctx) -> str:
 
     policy = load_policy(ctx.base)
     return _raises(lambda: policy.predict(np.full(policy.obs_dim, np.nan)))
+
+
+@case("qsm-loss-empty-batch")
+def _(ctx: Ctx) -> str:
+    from diffpolicy.nets import CriticEnsemble, Denoiser
+    from diffpolicy.objectives import qsm_loss
+    from diffpolicy.schedules import make_schedule
+
+    critic, schedule = CriticEnsemble(3, 2, 2, (8,)), make_schedule("vp", 5)
+    empty = torch.zeros(0, 3), torch.zeros(0, 2)
+    return _raises(lambda: qsm_loss(Denoiser(3, 2, (8,)), critic, schedule, *empty))
+
+
+@case("td-loss-gamma-above-one")
+def _(ctx: Ctx) -> str:
+    from diffpolicy.nets import CriticEnsemble
+    from diffpolicy.objectives import td_loss
+
+    critic = CriticEnsemble(3, 2, 2, (8,))
+    obs, actions, zeros = torch.zeros(4, 3), torch.zeros(4, 2), torch.zeros(4)
+    return _raises(
+        lambda: td_loss(
+            critic, critic, lambda o: actions, obs, actions, zeros, obs, zeros, gamma=1.5
+        )
+    )
 
 
 @case("buffer-wrong-shape")
