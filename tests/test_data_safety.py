@@ -31,7 +31,8 @@ from diffpolicy.rl import (
     train,
 )
 from diffpolicy.rl.divergence import DivergedError
-from diffpolicy.rl.files import CheckpointError, RunDirError
+from diffpolicy.rl.errors import one_line_errors
+from diffpolicy.rl.files import CheckpointError, RunDirError, atomic_write
 from diffpolicy.rl.lock import LOCK_FILE
 from diffpolicy.rl.logger import CSVLog
 from diffpolicy.rl.validation import ConfigError
@@ -150,6 +151,32 @@ def test_a_full_disk_stops_the_run_in_one_line_and_keeps_the_last_checkpoint(tmp
     assert load_checkpoint(run / "checkpoint.pt")["step"] == 60
     train(tiny(run, resume=True))  # space is back: the run goes on from step 60
     assert load_checkpoint(run / "checkpoint.pt")["step"] == 120
+
+
+# --- a second Ctrl-C ----------------------------------------------------------------------------
+def test_an_interrupt_during_an_atomic_write_leaves_the_old_file_and_no_temporary(
+    tmp_path, monkeypatch
+):
+    path = tmp_path / "checkpoint.pt"
+    path.write_bytes(b"old")
+
+    def interrupted(fd):
+        raise KeyboardInterrupt  # the second Ctrl-C, which StopFlag turns into one
+
+    monkeypatch.setattr(os, "fsync", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(path, b"new")
+    assert path.read_bytes() == b"old" and list(tmp_path.iterdir()) == [path]
+
+
+def test_an_interrupt_the_run_could_not_checkpoint_ends_in_one_line(capsys):
+    with pytest.raises(SystemExit) as ended, one_line_errors():
+        raise KeyboardInterrupt
+    assert ended.value.code == 128 + signal.SIGINT
+    assert capsys.readouterr().err.splitlines() == [
+        "error: interrupted: stopped at once, without saving; the last checkpoint saved, if any, "
+        "is intact"
+    ]
 
 
 # --- corrupted tensor data ----------------------------------------------------------------------

@@ -9,6 +9,7 @@ checkpoint, a folder that holds another run), or training that diverged.
 from __future__ import annotations
 
 import contextlib
+import signal
 import sys
 from collections.abc import Iterator
 
@@ -26,9 +27,17 @@ def exit_with(message: str, status: int = 2) -> None:
 @contextlib.contextmanager
 def one_line_errors() -> Iterator[None]:
     """Inside this block, a ConfigError, CheckpointError, RunDirError or DivergedError ends the
-    process with one line; any other exception (a bug) keeps its traceback."""
+    process with one line, and so does a Ctrl-C that the run could not turn into a checkpoint (a
+    second one, or one before training began); any other exception (a bug) keeps its
+    traceback."""
     try:
         yield
+    except KeyboardInterrupt:
+        exit_with(
+            "interrupted: stopped at once, without saving; the last checkpoint saved, if any, "
+            "is intact",
+            128 + signal.SIGINT,
+        )
     except (ConfigError, RunDirBusy) as err:
         exit_with(str(err), 2)
     except (CheckpointError, RunDirError, DivergedError) as err:

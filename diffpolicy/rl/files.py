@@ -64,6 +64,9 @@ def atomic_write(path: Path, data: bytes) -> None:
     except OSError as err:
         tmp.unlink(missing_ok=True)
         raise write_error(path, err) from err
+    except BaseException:  # a second Ctrl-C during the write: leave no temporary file either
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def append_text(path: Path, text: str) -> None:
