@@ -376,6 +376,46 @@ class _Payload:
         return (print, ("payload ran",))
 
 
+def _re_sign(ctx: Ctx, edit: Callable[[dict], None]) -> None:
+    """Change the copied run's checkpoint and recompute its checksum (no signature stops that)."""
+    from diffpolicy.rl import load_checkpoint, save_checkpoint
+
+    path = ctx.run / "checkpoint.pt"
+    state = load_checkpoint(path, read_chunks=False)
+    edit(state)
+    save_checkpoint(state, path)
+
+
+@case("checkpoint-step-string")
+def _(ctx: Ctx) -> str:
+    ctx.copy_run()
+    _re_sign(ctx, lambda state: state.update(step="120"))
+    return ctx.resume()
+
+
+@case("replay-manifest-bad-dtype")
+def _(ctx: Ctx) -> str:
+    ctx.copy_run()
+    _re_sign(ctx, lambda state: state["buffer"]["fields"]["obs"].__setitem__(0, "torch.float99"))
+    return ctx.resume()
+
+
+@case("replay-manifest-huge-ring")
+def _(ctx: Ctx) -> str:
+    """A ring of 10^12 rows would allocate terabytes before reading a chunk."""
+    ctx.copy_run()
+
+    def huge(state: dict) -> None:
+        ring = state["buffer"]
+        ring.update(capacity=10**12, size=10**12, added=10**12, position=0)
+        ring["chunks"] = [{**ring["chunks"][0], "start": 0, "end": 10**12}]
+
+    _re_sign(ctx, huge)
+    chunk = (ctx.run / "checkpoint.pt").parent / "replay"
+    name = sorted(p.name for p in chunk.iterdir())[0]
+    return ctx.resume().replace(name, "CHUNK")
+
+
 @case("replay-chunk-corrupt")
 def _(ctx: Ctx) -> str:
     ctx.copy_run()

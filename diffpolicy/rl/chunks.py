@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import re
 from pathlib import Path
 
@@ -125,12 +126,20 @@ def read_ring(base: Path, manifest: dict) -> dict:
     `base / manifest["folder"]` and checked against their SHA-256."""
     capacity, position = manifest["capacity"], manifest["position"]
     size, added = manifest["size"], manifest["added"]
-    if not (0 <= size <= capacity and 0 <= position < max(capacity, 1) and size <= added):
+    if not all(_is_count(v) for v in (capacity, position, size, added)) or not (
+        size <= capacity and position < max(capacity, 1) and size <= added
+    ):
         raise CheckpointError(f"replay manifest in {base} is inconsistent: {_counters(manifest)}")
     folder = Path(base) / Path(manifest["folder"]).name
+    try:  # a crafted manifest gets one line, not a traceback or an allocation it chose
+        fields = _fields(manifest["fields"], base)
+        _check_chunks_hold(folder, manifest, fields)
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(
+            f"replay manifest in {base} is malformed ({type(err).__name__}: {err})"
+        ) from err
     state = {
-        name: torch.empty((size, *shape), dtype=getattr(torch, dtype.removeprefix("torch.")))
-        for name, (dtype, shape) in manifest["fields"].items()
+        name: torch.empty((size, *shape), dtype=dtype) for name, (dtype, shape) in fields.items()
     }
     live, filled = added - size, 0
     for chunk in manifest["chunks"]:
@@ -148,15 +157,64 @@ def read_ring(base: Path, manifest: dict) -> dict:
     return state
 
 
-def _read_chunk(folder: Path, chunk: dict) -> dict[str, Tensor]:
+def _is_count(value) -> bool:
+    return type(value) is int and value >= 0
+
+
+def _fields(fields, base: Path) -> dict[str, tuple[torch.dtype, list[int]]]:
+    """The manifest's fields as (dtype, row shape), each checked."""
+    out = {}
+    for name, spec in fields.items():
+        dtype, shape = spec
+        dtype = getattr(torch, str(dtype).removeprefix("torch."), None)
+        if not (
+            isinstance(dtype, torch.dtype)
+            and isinstance(shape, list)
+            and all(_is_count(n) for n in shape)
+        ):
+            raise CheckpointError(f"replay manifest in {base} has an invalid field {name}: {spec}")
+        out[name] = (dtype, shape)
+    return out
+
+
+def _check_chunks_hold(folder: Path, manifest: dict, fields: dict) -> None:
+    """The live rows the manifest's chunks claim fit in their files' bytes on disk."""
+    row_bytes = sum(dtype.itemsize * math.prod(shape) for dtype, shape in fields.values())
+    live, added = manifest["added"] - manifest["size"], manifest["added"]
+    for chunk in manifest["chunks"]:
+        start, end = chunk["start"], chunk["end"]
+        if not (_is_count(start) and _is_count(end) and start <= end):
+            raise CheckpointError(f"replay manifest names an invalid chunk {chunk}")
+        rows = max(0, min(end, added) - max(start, live))
+        if rows:
+            path = _chunk_path(folder, chunk)
+            try:
+                on_disk = path.stat().st_size
+            except OSError as err:
+                raise _unreadable(path, err) from err
+            if rows * row_bytes > on_disk:  # a chunk file holds its rows' bytes, uncompressed
+                raise CheckpointError(
+                    f"replay chunk {path} is too small to hold the {rows} rows its manifest claims"
+                )
+
+
+def _chunk_path(folder: Path, chunk: dict) -> Path:
     name = chunk["file"]
-    if not _NAME.match(name):
+    if not (isinstance(name, str) and _NAME.match(name)):
         raise CheckpointError(f"replay manifest names an invalid chunk file {name!r}")
-    path = folder / name
+    return folder / name
+
+
+def _unreadable(path: Path, err: OSError) -> CheckpointError:
+    return CheckpointError(f"cannot read replay chunk {path}: {err.strerror or err}")
+
+
+def _read_chunk(folder: Path, chunk: dict) -> dict[str, Tensor]:
+    path = _chunk_path(folder, chunk)
     try:
         data = path.read_bytes()
     except OSError as err:
-        raise CheckpointError(f"cannot read replay chunk {path}: {err.strerror or err}") from err
+        raise _unreadable(path, err) from err
     if hashlib.sha256(data).hexdigest() != chunk["sha256"]:
         raise CheckpointError(f"replay chunk {path} fails its checksum: the file is corrupt")
     try:

@@ -28,6 +28,7 @@ from diffpolicy.rl.resume import (
     REPLAY,
     check_fits,
     check_new_run_dir,
+    check_saved_values,
     resolve_config,
     run_dir_of,
 )
@@ -109,6 +110,7 @@ def _run(cfg: TrainConfig, device: torch.device, env, eval_envs, lock, agent=Non
     if cfg.resume:
         path = run_dir / CHECKPOINT
         state = load_checkpoint(path, read_chunks=False)
+        check_saved_values(state, path)
         if state["step"] > cfg.steps:
             raise ConfigError(
                 f"steps = {cfg.steps}: the run in {run_dir} is already at step {state['step']}"

@@ -143,6 +143,20 @@ def check_env_import(given: str, saved: str, run_dir: Path) -> None:
         )
 
 
+SAVED_VALUES = {"step": int, "ep_length": int, "ep_return": float, "last_eval": float}
+"""The plain values a checkpoint of the loop holds, and their types (an int is a valid float)."""
+
+
+def check_saved_values(state: dict, path: Path) -> None:
+    """The checkpoint's plain values are of their types, the counts >= 0: a crafted (re-signed)
+    file gets one line, not a traceback later."""
+    for key, kind in SAVED_VALUES.items():
+        value = state.get(key)
+        valid = isinstance(value, int if kind is int else int | float) and type(value) is not bool
+        if not valid or (kind is int and value < 0):
+            raise CheckpointError(f"checkpoint {path} holds an invalid {key}: {value!r}")
+
+
 def check_fits(state: dict, cfg: TrainConfig, agent: nn.Module, path: Path) -> None:
     """The checkpoint `state` was saved by a run of `cfg`'s environment and network shapes."""
     run = state.get("run")  # absent in checkpoints written before issue 16
