@@ -64,6 +64,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import time
 from dataclasses import dataclass
 from operator import attrgetter
@@ -84,7 +85,8 @@ from diffpolicy.rl.cli import parse
 from diffpolicy.rl.envs import make_env
 from diffpolicy.rl.errors import one_line_errors
 from diffpolicy.rl.evaluate import evaluate, evaluation_seed
-from diffpolicy.rl.files import CheckpointError, atomic_write, make_folder
+from diffpolicy.rl.files import CheckpointError, atomic_write
+from diffpolicy.rl.lock import RunDirLock
 from diffpolicy.rl.logger import Logger
 from diffpolicy.rl.resume import check_env_import, check_given_flags, check_new_run_dir
 from diffpolicy.rl.signals import StopFlag
@@ -252,6 +254,9 @@ def _named_by_manifest(run_dir: Path) -> set[str]:
     return {manifest.get("model"), manifest.get("replay_buffer")}
 
 
+CHECKPOINT_FILE = re.compile(r"^sac_(model|replay_buffer)-\d+\.pt$")
+
+
 def save_checkpoint_files(model, run_dir: Path, replay: ChunkedRing) -> None:
     """Model and replay buffer under step-stamped names, then the manifest naming them; files of
     older checkpoints are removed only after the manifest points at the new ones."""
@@ -281,10 +286,9 @@ def save_checkpoint_files(model, run_dir: Path, replay: ChunkedRing) -> None:
             (run_dir / name).unlink(missing_ok=True)
         raise
     replay.commit(ring)
-    for pattern in ("sac_model-*", "sac_replay_buffer-*"):
-        for old in run_dir.glob(pattern):
-            if old.name not in names.values():
-                old.unlink()
+    for old in run_dir.iterdir():  # only files of this script's naming, never a user's
+        if CHECKPOINT_FILE.match(old.name) and old.name not in names.values():
+            old.unlink()
 
 
 def load_checkpoint_files(model, run_dir: Path, replay: ChunkedRing) -> None:
@@ -402,26 +406,27 @@ class ProtocolCallback(BaseCallback):
 # --- the run -----------------------------------------------------------------------------------
 def train(cfg: SACConfig, defaults: SACConfig | None = None) -> Path:
     """Train the baseline with the protocol's evaluation; returns the run directory. Everything
-    that can be checked is checked before the run directory is written to."""
-    cfg = resolve_config(cfg, defaults)
-    run_dir = Path(cfg.run_dir)
-    check_device(cfg.device)
-    algorithm_class(cfg.algo)
-    torch.set_num_threads(cfg.threads)
-    envs: list[gym.Env] = []
-    try:
+    that can be checked is checked before the run directory is written to, and the run holds the
+    directory's lock (`diffpolicy.rl.lock`)."""
+    with RunDirLock(Path(cfg.run_dir)) as lock:
+        cfg = resolve_config(cfg, defaults)
+        check_device(cfg.device)
+        algorithm_class(cfg.algo)
+        torch.set_num_threads(cfg.threads)
+        envs: list[gym.Env] = []
         try:
-            envs.append(make_train_env(cfg.env))
-            envs += [make_env(cfg.env) for _ in range(cfg.eval_episodes)]
-        except ValueError as err:
-            raise ConfigError(str(err)) from err
-        return _run(cfg, run_dir, envs[0], envs[1:])
-    finally:
-        for env in envs:
-            env.close()
+            try:
+                envs.append(make_train_env(cfg.env))
+                envs += [make_env(cfg.env) for _ in range(cfg.eval_episodes)]
+            except ValueError as err:
+                raise ConfigError(str(err)) from err
+            return _run(cfg, Path(cfg.run_dir), envs[0], envs[1:], lock)
+        finally:
+            for env in envs:
+                env.close()
 
 
-def _run(cfg: SACConfig, run_dir: Path, env: gym.Env, eval_envs: list) -> Path:
+def _run(cfg: SACConfig, run_dir: Path, env: gym.Env, eval_envs: list, lock: RunDirLock) -> Path:
     model = build_model(cfg, env)
     replay = ChunkedRing(run_dir / REPLAY)
     resume_step = None
@@ -434,7 +439,9 @@ def _run(cfg: SACConfig, run_dir: Path, env: gym.Env, eval_envs: list) -> Path:
         model.set_random_seed(cfg.seed + resume_step)
 
     # Everything is checked: from here on the run writes into its directory.
-    make_folder(run_dir)
+    lock.start_writing()
+    if not cfg.resume:  # again, under the lock: another run may have begun in the folder meanwhile
+        check_new_run_dir(run_dir, RUN_FILES, MANIFEST)
     atomic_write(run_dir / CONFIG, _config_to_json(cfg).encode())
     logger = Logger(run_dir, resume_step=resume_step)
     start = model.num_timesteps

@@ -23,7 +23,9 @@ import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
 import tyro  # noqa: E402
 
+from diffpolicy.rl.cli import parse  # noqa: E402
 from diffpolicy.rl.envs import make_env  # noqa: E402
+from diffpolicy.rl.errors import one_line_errors  # noqa: E402
 from diffpolicy.rl.pretrained import TrainedPolicy, load_policy  # noqa: E402
 
 BLOCK = 16
@@ -49,6 +51,9 @@ class VideoArgs:
     strip: Path | None = None
     """Also write a PNG of `strip_frames` evenly spaced frames of episode 1, side by side."""
     strip_frames: int = 6
+    env: str | None = None
+    """Trust this env id where the policy names one with a module part ("module:Id"), which
+    gymnasium imports to build it; the policy's file alone never makes us import a module."""
 
     def __post_init__(self) -> None:
         for name in ("width", "height"):
@@ -118,7 +123,7 @@ def record(args: VideoArgs) -> Recording:
     """Write the video (and the strip) that `args` describes."""
     import imageio.v2 as imageio  # the ffmpeg plugin is an optional dependency
 
-    policy = load_policy(args.source)
+    policy = load_policy(args.source, env=args.env)
     env, render = render_env(policy, args.width, args.height)
     recording, first_episode = Recording(), []
     try:
@@ -147,8 +152,9 @@ def write_strip(frames: list[np.ndarray], path: Path, count: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> Recording:
-    args = tyro.cli(VideoArgs, args=argv, description=__doc__)
-    recording = record(args)
+    args = parse(VideoArgs, description=__doc__, args=argv)  # bad input: one `error:` line
+    with one_line_errors():
+        recording = record(args)
     lengths = ", ".join(str(n) for n in recording.lengths)
     returns = ", ".join(f"{r:.1f}" for r in recording.returns)
     print(

@@ -187,6 +187,7 @@ FLAG_CASES = {
     "steps-zero": ["--steps", "0"],
     "seed-negative": ["--seed", "-1"],
     "no-eval-episodes": ["--eval-episodes", "0"],
+    "eval-episodes-absurd": ["--eval-episodes", "100000"],
     "warmup-negative": ["--warmup-steps", "-5"],
     "device-unknown": ["--device", "gpu"],
     "env-unknown": ["--env", "NoSuchEnv-v0"],
@@ -233,6 +234,18 @@ def _load_recipe(name: str):
 
 
 # --- run directories ----------------------------------------------------------------------------
+@case("run-dir-empty")
+def _(ctx: Ctx) -> str:
+    cwd = os.getcwd()
+    os.chdir(ctx.tmp)  # where an empty --run-dir would have put the run
+    try:
+        message = ctx.recipe("--run-dir", "", "--steps", "60", *TINY)
+    finally:
+        os.chdir(cwd)
+    assert os.listdir(ctx.tmp) == []
+    return message
+
+
 @case("run-exists")
 def _(ctx: Ctx) -> str:
     ctx.copy_run()
@@ -258,10 +271,42 @@ def _(ctx: Ctx) -> str:
     return ctx.resume()
 
 
+@case("training-diverges")
+def _(ctx: Ctx) -> str:
+    from tiny_runs import register_blow_up_env
+
+    env = register_blow_up_env(after=0)  # rewards of 1e30 from the start
+    return ctx.new_run("--env", env, "--steps", "120", *TINY, unchanged=False)
+
+
+@case("run-dir-in-use")
+def _(ctx: Ctx) -> str:
+    from diffpolicy.rl.lock import RunDirLock
+
+    ctx.copy_run()
+    with RunDirLock(ctx.run):  # as another process's run holds it
+        message = ctx.resume()
+    return message.replace(f"process {os.getpid()}", "process PID")
+
+
 @case("resume-conflicting-flag")
 def _(ctx: Ctx) -> str:
     ctx.copy_run()
     return ctx.resume("--agent.tau", "0.01", "--seed", "3")
+
+
+@case("resume-other-env")
+def _(ctx: Ctx) -> str:
+    """The preset recipe builds its preset for the --env given, so the flag never differed from
+    its "default" and the saved env won in silence."""
+    ctx.copy_run()
+    recipe = _load_recipe("qsm_mujoco")
+    old = sys.argv
+    sys.argv = ["qsm_mujoco.py", "--env", "Walker2d-v5", "--run-dir", str(ctx.run), "--resume"]
+    try:
+        return ctx.recipe(main=recipe.main)
+    finally:
+        sys.argv = old
 
 
 @case("resume-below-progress")
@@ -359,6 +404,46 @@ class _Payload:
         return (print, ("payload ran",))
 
 
+def _re_sign(ctx: Ctx, edit: Callable[[dict], None]) -> None:
+    """Change the copied run's checkpoint and recompute its checksum (no signature stops that)."""
+    from diffpolicy.rl import load_checkpoint, save_checkpoint
+
+    path = ctx.run / "checkpoint.pt"
+    state = load_checkpoint(path, read_chunks=False)
+    edit(state)
+    save_checkpoint(state, path)
+
+
+@case("checkpoint-step-string")
+def _(ctx: Ctx) -> str:
+    ctx.copy_run()
+    _re_sign(ctx, lambda state: state.update(step="120"))
+    return ctx.resume()
+
+
+@case("replay-manifest-bad-dtype")
+def _(ctx: Ctx) -> str:
+    ctx.copy_run()
+    _re_sign(ctx, lambda state: state["buffer"]["fields"]["obs"].__setitem__(0, "torch.float99"))
+    return ctx.resume()
+
+
+@case("replay-manifest-huge-ring")
+def _(ctx: Ctx) -> str:
+    """A ring of 10^12 rows would allocate terabytes before reading a chunk."""
+    ctx.copy_run()
+
+    def huge(state: dict) -> None:
+        ring = state["buffer"]
+        ring.update(capacity=10**12, size=10**12, added=10**12, position=0)
+        ring["chunks"] = [{**ring["chunks"][0], "start": 0, "end": 10**12}]
+
+    _re_sign(ctx, huge)
+    chunk = (ctx.run / "checkpoint.pt").parent / "replay"
+    name = sorted(p.name for p in chunk.iterdir())[0]
+    return ctx.resume().replace(name, "CHUNK")
+
+
 @case("replay-chunk-corrupt")
 def _(ctx: Ctx) -> str:
     ctx.copy_run()
@@ -401,6 +486,35 @@ def _no_space(*args):
     raise OSError(errno.ENOSPC, "No space left on device")
 
 
+# --- python -m diffpolicy.video -----------------------------------------------------------------
+def _video(ctx: Ctx, *args: str) -> str:
+    from diffpolicy import video
+
+    return ctx.recipe(main=lambda: video.main([*args, "--out", str(ctx.tmp / "policy.mp4")]))
+
+
+@case("video-bad-width")
+def _(ctx: Ctx) -> str:
+    return _video(ctx, str(ctx.base), "--width", "100")
+
+
+@case("video-no-run")
+def _(ctx: Ctx) -> str:
+    return _video(ctx, str(ctx.run))
+
+
+@case("video-policy-imports-module")
+def _(ctx: Ctx) -> str:
+    from diffpolicy.rl import load_checkpoint, save_checkpoint, save_policy
+
+    ctx.run.mkdir()
+    path = save_policy(ctx.base, ctx.run / "policy.pt")
+    state = load_checkpoint(path)
+    state["config"] = state["config"].replace('"Hopper-v5"', '"evil_module:Evil-v0"')
+    save_checkpoint(state, path)  # re-signed: its checksum is no signature
+    return _video(ctx, str(path))
+
+
 # --- library calls -------------------------------------------------------------------------------
 @case("qsm-loss-batch-mismatch")
 def _(ctx: Ctx) -> str:
@@ -415,6 +529,41 @@ def _(ctx: Ctx) -> str:
             make_schedule("vp", 5),
             torch.zeros(4, 3),
             torch.zeros(5, 2),
+        )
+    )
+
+
+@case("predict-non-finite-obs")
+def _(ctx: Ctx) -> str:
+    import numpy as np
+
+    from diffpolicy.rl import load_policy
+
+    policy = load_policy(ctx.base)
+    return _raises(lambda: policy.predict(np.full(policy.obs_dim, np.nan)))
+
+
+@case("qsm-loss-empty-batch")
+def _(ctx: Ctx) -> str:
+    from diffpolicy.nets import CriticEnsemble, Denoiser
+    from diffpolicy.objectives import qsm_loss
+    from diffpolicy.schedules import make_schedule
+
+    critic, schedule = CriticEnsemble(3, 2, 2, (8,)), make_schedule("vp", 5)
+    empty = torch.zeros(0, 3), torch.zeros(0, 2)
+    return _raises(lambda: qsm_loss(Denoiser(3, 2, (8,)), critic, schedule, *empty))
+
+
+@case("td-loss-gamma-above-one")
+def _(ctx: Ctx) -> str:
+    from diffpolicy.nets import CriticEnsemble
+    from diffpolicy.objectives import td_loss
+
+    critic = CriticEnsemble(3, 2, 2, (8,))
+    obs, actions, zeros = torch.zeros(4, 3), torch.zeros(4, 2), torch.zeros(4)
+    return _raises(
+        lambda: td_loss(
+            critic, critic, lambda o: actions, obs, actions, zeros, obs, zeros, gamma=1.5
         )
     )
 
@@ -486,3 +635,16 @@ def test_a_real_process_ends_with_one_line_and_status_2(script, args, tmp_path):
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("error: ")
     assert not run.exists()
+
+
+def test_an_env_named_on_resume_is_compared_even_when_it_is_the_recipes_default(tmp_path, capsys):
+    """The issue's case: `--env Hopper-v5` (the default) on --resume of a Pendulum run trained
+    Pendulum and exited 0."""
+    from tiny_runs import tiny_config
+
+    run = tmp_path / "run"
+    train(tiny_config(run, steps=60))
+    with pytest.raises(SystemExit) as ended:
+        run_recipe(args=["--run-dir", str(run), "--resume", "--env", "Hopper-v5", "--steps", "120"])
+    assert ended.value.code == 2
+    assert "--env Hopper-v5 (saved: Pendulum-v1)" in capsys.readouterr().err

@@ -10,14 +10,30 @@ import errno
 import importlib.util
 import json
 import os
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
+from tiny_runs import register_blow_up_env
 
-from diffpolicy.rl import AgentConfig, TrainConfig, load_checkpoint, save_checkpoint, train
-from diffpolicy.rl.files import CheckpointError, RunDirError
+from diffpolicy.rl import (
+    Agent,
+    AgentConfig,
+    TrainConfig,
+    load_checkpoint,
+    load_policy,
+    save_checkpoint,
+    save_policy,
+    train,
+)
+from diffpolicy.rl.divergence import DivergedError
+from diffpolicy.rl.errors import one_line_errors
+from diffpolicy.rl.files import CheckpointError, RunDirError, atomic_write
+from diffpolicy.rl.lock import LOCK_FILE
 from diffpolicy.rl.logger import CSVLog
 from diffpolicy.rl.validation import ConfigError
 
@@ -137,6 +153,32 @@ def test_a_full_disk_stops_the_run_in_one_line_and_keeps_the_last_checkpoint(tmp
     assert load_checkpoint(run / "checkpoint.pt")["step"] == 120
 
 
+# --- a second Ctrl-C ----------------------------------------------------------------------------
+def test_an_interrupt_during_an_atomic_write_leaves_the_old_file_and_no_temporary(
+    tmp_path, monkeypatch
+):
+    path = tmp_path / "checkpoint.pt"
+    path.write_bytes(b"old")
+
+    def interrupted(fd):
+        raise KeyboardInterrupt  # the second Ctrl-C, which StopFlag turns into one
+
+    monkeypatch.setattr(os, "fsync", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(path, b"new")
+    assert path.read_bytes() == b"old" and list(tmp_path.iterdir()) == [path]
+
+
+def test_an_interrupt_the_run_could_not_checkpoint_ends_in_one_line(capsys):
+    with pytest.raises(SystemExit) as ended, one_line_errors():
+        raise KeyboardInterrupt
+    assert ended.value.code == 128 + signal.SIGINT
+    assert capsys.readouterr().err.splitlines() == [
+        "error: interrupted: stopped at once, without saving; the last checkpoint saved, if any, "
+        "is intact"
+    ]
+
+
 # --- corrupted tensor data ----------------------------------------------------------------------
 def test_flipped_bytes_in_tensor_data_are_refused(tmp_path):
     path = tmp_path / "ckpt.pt"
@@ -225,3 +267,185 @@ def test_a_resumed_config_imports_a_module_only_if_the_command_line_names_it(tmp
     train(TrainConfig(env=env, run_dir=run, resume=True, steps=120, progress=False))
     assert marker.exists() and load_checkpoint(run / "checkpoint.pt")["step"] == 120
     sys.modules.pop("diffpolicy_test_env_module", None)
+
+
+def _re_signed_policy(run: Path, path: Path, env: str) -> Path:
+    """The policy file of `run`, its env changed to `env` and its checksum recomputed: a checksum
+    is not a signature, so anyone can do this."""
+    state = load_checkpoint(save_policy(run, path))
+    config = json.loads(state["config"])
+    config["env"] = env
+    state["config"] = json.dumps(config)
+    save_checkpoint(state, path)
+    return path
+
+
+def test_a_policy_naming_a_module_env_is_refused_by_load_policy_and_video(
+    tmp_path, monkeypatch, capsys
+):
+    folder, marker = tmp_path / "modules", tmp_path / "imported"
+    folder.mkdir()
+    (folder / "diffpolicy_test_env_module.py").write_text(MODULE.format(marker=MARKER))
+    monkeypatch.setenv(MARKER, str(marker))
+    monkeypatch.syspath_prepend(str(folder))
+    env = "diffpolicy_test_env_module:Imported-v0"
+    run = train(tiny(tmp_path / "run", env="Pendulum-v1", steps=60))
+    path = _re_signed_policy(run, tmp_path / "policy.pt", env)
+    message = (
+        f"cannot load the policy in {path}: it names env {env!r}, which imports the module "
+        f"'diffpolicy_test_env_module'; pass --env {env} (load_policy's env) if you trust it"
+    )
+    with pytest.raises(ConfigError) as err:
+        load_policy(path)
+    assert str(err.value) == message
+    from diffpolicy import video
+
+    with pytest.raises(SystemExit) as ended:
+        video.main([str(path), "--out", str(tmp_path / "policy.mp4")])
+    assert ended.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [f"error: {message}"]
+    (run / "config.json").write_text((run / "config.json").read_text().replace("Pendulum-v1", env))
+    with pytest.raises(ConfigError, match="imports the module"):
+        load_policy(run)
+    assert not marker.exists() and "diffpolicy_test_env_module" not in sys.modules
+    assert load_policy(path, env=env).config.env == env  # named by the user: trusted
+
+
+# --- two processes on one run directory ---------------------------------------------------------
+RECIPE = "import sys; from diffpolicy.rl.cli import run_recipe; run_recipe(args=sys.argv[1:])"
+TINY_FLAGS = [
+    "--env", "Pendulum-v1", "--steps", "120", "--warmup-steps", "60", "--eval-every", "60",
+    "--eval-episodes", "1", "--checkpoint-every", "60", "--agent.actor-hidden", "16", "16",
+    "--agent.critic-hidden", "16", "16", "--agent.batch-size", "16", "--no-progress",
+]  # fmt: skip
+
+
+def _recipe(run: Path, *args: str) -> list[str]:
+    return [sys.executable, "-c", RECIPE, "--run-dir", str(run), *TINY_FLAGS, *args]
+
+
+def _wait_for_lock(proc: subprocess.Popen, lock: Path, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not (lock.is_file() and lock.read_text().strip() == str(proc.pid)):
+        assert proc.poll() is None, "the first run ended before it took the lock"
+        assert time.monotonic() < deadline, "the first run never took the lock"
+        time.sleep(0.05)
+
+
+def test_a_second_process_on_a_run_directory_exits_2_and_leaves_the_run_alone(tmp_path):
+    """The first run is paused while it holds the lock; a second new run and a --resume on the
+    same folder each end with one line naming its pid; the first then finishes and resumes."""
+    run = tmp_path / "run"
+    env = {**os.environ, "MUJOCO_GL": "egl"}
+    first = subprocess.Popen(_recipe(run), cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_lock(first, run / LOCK_FILE)
+        first.send_signal(signal.SIGSTOP)
+        before = _files(run)
+        for args in ([], ["--resume"]):
+            second = subprocess.run(
+                _recipe(run, *args), cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+            )
+            assert second.returncode == 2, second.stderr
+            assert second.stderr.splitlines() == [
+                f"error: {run} is in use by process {first.pid}, which holds its {LOCK_FILE}; "
+                "wait for that run to end or choose another --run-dir"
+            ]
+            assert _files(run) == before
+        first.send_signal(signal.SIGCONT)
+        assert first.wait(timeout=300) == 0, first.stderr.read()
+    finally:
+        first.kill()
+        first.wait()
+    assert load_checkpoint(run / "checkpoint.pt")["step"] == 120
+    train(TrainConfig(run_dir=run, resume=True, steps=180, progress=False))
+    assert load_checkpoint(run / "checkpoint.pt")["step"] == 180
+
+
+# --- divergence ---------------------------------------------------------------------------------
+def test_a_run_whose_losses_turn_non_finite_stops_in_one_line_and_keeps_its_last_checkpoint(
+    tmp_path,
+):
+    """Rewards of 1e30 from step 131 overflow the critic's loss: the run stops at the next
+    boundary that reads it (the checkpoint at 180) without saving, and step 120's stays."""
+    run = tmp_path / "run"
+    cfg = tiny(run, env=register_blow_up_env(after=130), steps=240, eval_every=240)
+    with pytest.raises(DivergedError) as err:
+        train(cfg)
+    assert str(err.value) == (
+        "training diverged at step 180: critic_loss is not finite "
+        "(no checkpoint written from it; step 120's is intact)"
+    )
+    state = load_checkpoint(run / "checkpoint.pt")
+    assert state["step"] == 120
+    assert all(torch.isfinite(v).all() for v in state["agent"]["modules"].values())
+
+
+class _NaNActions(Agent):
+    """Finite losses and weights, but every action it samples is NaN."""
+
+    def act(self, obs, explore, generator=None):
+        return torch.full_like(super().act(obs, explore, generator), float("nan"))
+
+
+@pytest.mark.parametrize(("eval_every", "quantity"), [(60, "evaluation action"), (120, "action")])
+def test_a_non_finite_action_stops_the_run_before_the_env_sees_it(eval_every, quantity, tmp_path):
+    """Step 60, the first after warm-up, evaluates (eval_every 60) or checkpoints and then acts."""
+    run = tmp_path / "run"
+    with pytest.raises(DivergedError) as err:
+        train(tiny(run, env="Pendulum-v1", eval_every=eval_every), agent=_NaNActions)
+    kept = "no checkpoint yet" if eval_every == 60 else "step 60's is intact"
+    assert str(err.value) == (
+        f"training diverged at step 60: {quantity} is not finite "
+        f"(no checkpoint written from it; {kept})"
+    )
+
+
+# --- symbolic links in a run directory ----------------------------------------------------------
+@pytest.mark.parametrize("name", ["checkpoint.pt.tmp", "config.json.tmp", "replay/CHUNK.tmp"])
+def test_a_link_planted_where_a_temporary_file_goes_is_replaced_not_followed(name, tmp_path):
+    run, target = tmp_path / "run", tmp_path / "precious.txt"
+    train(tiny(run, steps=60))
+    target.write_text("precious")
+    next_chunk = "000000000060-000000000120.pt"  # the chunk the resume writes
+    link = run / name.replace("CHUNK", next_chunk)
+    link.symlink_to(target)
+    train(tiny(run, steps=120, resume=True))
+    assert target.read_text() == "precious"
+    assert not link.is_symlink() and not link.exists()
+    assert load_checkpoint(run / "checkpoint.pt")["step"] == 120
+
+
+def test_a_log_that_is_a_link_is_refused_before_anything_is_written(tmp_path):
+    run, target = tmp_path / "run", tmp_path / "precious.csv"
+    train(tiny(run, steps=60))
+    (run / "eval.csv").rename(target)
+    (run / "eval.csv").symlink_to(target)
+    before = target.read_bytes()
+    with pytest.raises(RunDirError) as err:
+        train(tiny(run, steps=120, resume=True))
+    assert str(err.value) == (
+        f"cannot write {run / 'eval.csv'}: it is a symbolic link, which a run never writes through"
+    )
+    assert target.read_bytes() == before
+    assert load_checkpoint(run / "checkpoint.pt")["step"] == 60
+
+
+def test_replay_cleanup_deletes_only_the_runs_own_files(tmp_path):
+    """A user's stray files in replay/, a chunk-like name included, survive the checkpoints of a
+    resume; a replay folder that is a link is refused, and the folder it points to kept."""
+    run = tmp_path / "run"
+    train(tiny(run, steps=60))
+    strays = {"notes.tmp": b"mine", "000000000500-000000000600.pt": b"also mine"}
+    for stray, data in strays.items():
+        (run / "replay" / stray).write_bytes(data)
+    train(tiny(run, steps=120, resume=True))
+    assert all((run / "replay" / n).read_bytes() == data for n, data in strays.items())
+
+    elsewhere = tmp_path / "elsewhere"
+    (run / "replay").rename(elsewhere)
+    (run / "replay").symlink_to(elsewhere)
+    before = _files(elsewhere)
+    with pytest.raises(RunDirError, match="replay: it is a symbolic link"):
+        train(tiny(run, steps=180, resume=True))
+    assert _files(elsewhere) == before

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import gymnasium as gym
+
 from diffpolicy.rl import AgentConfig, TrainConfig
 
 TINY_AGENT = {"actor_hidden": (16, 16), "critic_hidden": (16, 16), "batch_size": 16}
@@ -22,3 +24,27 @@ def tiny_config(run_dir: Path, env: str = "Pendulum-v1", steps: int = 120, **age
         run_dir=run_dir,
         agent=AgentConfig(**{**TINY_AGENT, **agent}),
     )
+
+
+BLOW_UP_ENV = "DiffpolicyTestBlowUp-v0"
+
+
+class _BlowUp(gym.Wrapper):
+    """Pendulum whose rewards become huge (finite, 1e30 times larger) after `after` steps."""
+
+    def __init__(self, after: int) -> None:
+        super().__init__(gym.make("Pendulum-v1"))
+        self.after, self.steps = after, 0
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.steps += 1
+        scale = 1e30 if self.steps > self.after else 1.0
+        return obs, reward * scale, terminated, truncated, info
+
+
+def register_blow_up_env(after: int) -> str:
+    """Register (again) the env id whose training diverges: a critic's loss on rewards of 1e30
+    overflows float32."""
+    gym.register(BLOW_UP_ENV, entry_point=lambda: _BlowUp(after), max_episode_steps=200)
+    return BLOW_UP_ENV

@@ -89,6 +89,8 @@ def qsm_loss(
         raise ValueError(
             f"qsm_loss: actions must be (batch, act_dim), got shape {tuple(actions.shape)}"
         )
+    if actions.shape[0] == 0:  # the mean over no samples is NaN
+        raise ValueError(f"qsm_loss: the batch is empty (actions {tuple(actions.shape)})")
     if obs is not None and (obs.ndim != 2 or obs.shape[0] != actions.shape[0]):
         raise ValueError(
             f"qsm_loss: obs {tuple(obs.shape)} and actions {tuple(actions.shape)} must be "

@@ -8,6 +8,12 @@ import torch
 from torch import Tensor, nn
 
 
+def check_gamma(caller: str, gamma: float) -> None:
+    """A discount outside [0, 1] makes the TD target grow without bound (or flip sign)."""
+    if not 0.0 <= gamma <= 1.0:
+        raise ValueError(f"{caller}: gamma = {gamma}: must lie in [0, 1]")
+
+
 def td_loss(
     critic: nn.Module,
     target_critic: nn.Module,
@@ -30,6 +36,7 @@ def td_loss(
     takes the min over M members drawn at random (REDQ).
     rewards, terminated: (batch,); obs, next_obs: (batch, obs_dim); actions: (batch, act_dim).
     """
+    check_gamma("td_loss", gamma)
     with torch.no_grad():
         q_next = target_critic(next_obs, next_action(next_obs))  # (members, batch)
         if target_subset is not None:
@@ -88,6 +95,7 @@ def crossq_td_loss(
     detached, form y = r + gamma (1 - terminated) min_j Q_j(s', a'). Call it with the critic in
     training mode. Shapes as in `td_loss`.
     """
+    check_gamma("crossq_td_loss", gamma)
     batch = obs.shape[0]
     with torch.no_grad():
         next_actions = next_action(next_obs)

@@ -19,9 +19,10 @@ from typing import TypeVar
 import tyro
 
 from diffpolicy.rl.config import TrainConfig
-from diffpolicy.rl.errors import exit_with
+from diffpolicy.rl.errors import exit_with, one_line_errors
 from diffpolicy.rl.loop import train_from_cli
 from diffpolicy.rl.presets import preset_list
+from diffpolicy.rl.resume import check_named_env
 from diffpolicy.rl.validation import ConfigError
 
 try:
@@ -70,8 +71,17 @@ def parse(cls: type[T], default: T | None = None, description: str | None = None
 
 def run_recipe(default: TrainConfig | None = None, description: str | None = None, args=None):
     """Parse a `TrainConfig` from the command line (starting from `default`) and train it."""
+    args = sys.argv[1:] if args is None else args
     cfg = parse(TrainConfig, default, description, args)
+    _check_env_on_resume(cfg, args)
     return train_from_cli(cfg, defaults=default)
+
+
+def _check_env_on_resume(cfg: TrainConfig, args: list[str]) -> None:
+    """`--env` given on --resume must name the saved run's env, whatever its value."""
+    if cfg.resume and any(arg == "--env" or arg.startswith("--env=") for arg in args):
+        with one_line_errors():
+            check_named_env(cfg)
 
 
 def parse_with_preset(
@@ -87,7 +97,8 @@ def parse_with_preset(
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--preset", default=default_preset)
     pre.add_argument("--env", default=default_env)
-    known, rest = pre.parse_known_args(sys.argv[1:] if args is None else args)
+    args = sys.argv[1:] if args is None else args
+    known, rest = pre.parse_known_args(args)
     if known.preset not in presets:
         exit_with(f"preset = {known.preset!r}: must be one of: {', '.join(presets)}")
     try:
@@ -95,7 +106,9 @@ def parse_with_preset(
     except ValueError as err:
         exit_with(str(err))
     description = "\n\n".join(filter(None, [description, preset_list(presets, default_preset)]))
-    return parse(TrainConfig, preset, description, [*rest, "--env", known.env]), preset
+    cfg = parse(TrainConfig, preset, description, [*rest, "--env", known.env])
+    _check_env_on_resume(cfg, args)
+    return cfg, preset
 
 
 def run_preset_recipe(

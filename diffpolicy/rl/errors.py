@@ -1,17 +1,21 @@
 """How a command-line program ends on an error the user can fix: one `error: ...` line on stderr
 and a non-zero exit status, instead of a traceback.
 
-Exit status 2: bad input (a config value, a flag, a resume that does not fit). Exit status 1: the
-run directory or a file in it (a full disk, a corrupt checkpoint, a folder in use).
+Exit status 2: bad input (a config value, a flag, a resume that does not fit, a run directory
+another process holds). Exit status 1: the run directory or a file in it (a full disk, a corrupt
+checkpoint, a folder that holds another run), or training that diverged.
 """
 
 from __future__ import annotations
 
 import contextlib
+import signal
 import sys
 from collections.abc import Iterator
 
+from diffpolicy.rl.divergence import DivergedError
 from diffpolicy.rl.files import CheckpointError, RunDirError
+from diffpolicy.rl.lock import RunDirBusy
 from diffpolicy.rl.validation import ConfigError
 
 
@@ -22,11 +26,19 @@ def exit_with(message: str, status: int = 2) -> None:
 
 @contextlib.contextmanager
 def one_line_errors() -> Iterator[None]:
-    """Inside this block, a ConfigError, CheckpointError or RunDirError ends the process with one
-    line; any other exception (a bug) keeps its traceback."""
+    """Inside this block, a ConfigError, CheckpointError, RunDirError or DivergedError ends the
+    process with one line, and so does a Ctrl-C that the run could not turn into a checkpoint (a
+    second one, or one before training began); any other exception (a bug) keeps its
+    traceback."""
     try:
         yield
-    except ConfigError as err:
+    except KeyboardInterrupt:
+        exit_with(
+            "interrupted: stopped at once, without saving; the last checkpoint saved, if any, "
+            "is intact",
+            128 + signal.SIGINT,
+        )
+    except (ConfigError, RunDirBusy) as err:
         exit_with(str(err), 2)
-    except (CheckpointError, RunDirError) as err:
+    except (CheckpointError, RunDirError, DivergedError) as err:
         exit_with(str(err), 1)

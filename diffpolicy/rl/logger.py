@@ -8,7 +8,7 @@ from pathlib import Path
 
 from torch import Tensor
 
-from diffpolicy.rl.files import append_text, atomic_write
+from diffpolicy.rl.files import append_text, atomic_write, refuse_link
 
 
 class CSVLog:
@@ -24,6 +24,7 @@ class CSVLog:
         self, path: Path, fields: list[str] | None = None, resume_step: int | None = None
     ) -> None:
         self.path, self.fields = Path(path), fields
+        refuse_link(self.path)  # before reading: a link's target is not this run's log
         lines = self.path.read_text().splitlines(keepends=True) if self.path.is_file() else []
         if lines:
             kept = lines if lines[-1].endswith("\n") else lines[:-1]

@@ -16,12 +16,23 @@ from diffpolicy.rl.buffer import ReplayBuffer
 from diffpolicy.rl.checkpoint import load_checkpoint, save_checkpoint
 from diffpolicy.rl.chunks import ChunkedRing, is_manifest, read_ring
 from diffpolicy.rl.config import TrainConfig, config_to_json
+from diffpolicy.rl.divergence import DivergedError, check_actions, check_agent, check_finite
 from diffpolicy.rl.envs import BoxActionAdapter, make_env
 from diffpolicy.rl.errors import one_line_errors
 from diffpolicy.rl.evaluate import evaluate, evaluation_seed
-from diffpolicy.rl.files import CheckpointError, RunDirError, atomic_write, make_folder
+from diffpolicy.rl.files import CheckpointError, RunDirError, atomic_write
+from diffpolicy.rl.lock import RunDirLock
 from diffpolicy.rl.logger import Logger
-from diffpolicy.rl.resume import CHECKPOINT, CONFIG, REPLAY, check_fits, resolve_config
+from diffpolicy.rl.resume import (
+    CHECKPOINT,
+    CONFIG,
+    REPLAY,
+    check_fits,
+    check_new_run_dir,
+    check_saved_values,
+    resolve_config,
+    run_dir_of,
+)
 from diffpolicy.rl.signals import StopFlag
 from diffpolicy.rl.validation import ConfigError, check_device
 
@@ -61,22 +72,24 @@ def train(
 
     Everything that can be checked is checked before the run directory is written to: the config,
     the device, the environment, and on resume the saved config and the checkpoint against it.
+    The run holds the directory's lock (`diffpolicy.rl.lock`): a second process gets `RunDirBusy`.
     `defaults`: the config the command line started from (see `resolve_config`). `agent`: an
     agent built by the caller, or a factory `(obs_dim, act_dim, cfg.agent) -> agent` called after
     seeding (default `Agent`); either way its config must be cfg.agent (`build_agent`)."""
-    cfg = resolve_config(cfg, defaults)
-    device = check_device(cfg.device)
-    torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
-    np.random.seed(cfg.seed)
-    envs: list[BoxActionAdapter] = []
-    try:
-        for _ in range(1 + cfg.eval_episodes):  # training env first, then one per eval episode
-            envs.append(_make_env(cfg))
-        return _run(cfg, device, envs[0], envs[1:], agent)
-    finally:
-        for env in envs:
-            env.close()
+    with RunDirLock(run_dir_of(cfg)) as lock:
+        cfg = resolve_config(cfg, defaults)
+        device = check_device(cfg.device)
+        torch.set_num_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)
+        np.random.seed(cfg.seed)
+        envs: list[BoxActionAdapter] = []
+        try:
+            for _ in range(1 + cfg.eval_episodes):  # training env first, then one per eval episode
+                envs.append(_make_env(cfg))
+            return _run(cfg, device, envs[0], envs[1:], lock, agent)
+        finally:
+            for env in envs:
+                env.close()
 
 
 def _make_env(cfg: TrainConfig) -> BoxActionAdapter:
@@ -86,7 +99,7 @@ def _make_env(cfg: TrainConfig) -> BoxActionAdapter:
         raise ConfigError(str(err)) from err
 
 
-def _run(cfg: TrainConfig, device: torch.device, env, eval_envs, agent=None) -> Path:
+def _run(cfg: TrainConfig, device: torch.device, env, eval_envs, lock, agent=None) -> Path:
     run_dir = Path(cfg.run_dir)
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
     agent = build_agent(agent, obs_dim, act_dim, cfg.agent).to(device)
@@ -98,6 +111,7 @@ def _run(cfg: TrainConfig, device: torch.device, env, eval_envs, agent=None) -> 
     if cfg.resume:
         path = run_dir / CHECKPOINT
         state = load_checkpoint(path, read_chunks=False)
+        check_saved_values(state, path)
         if state["step"] > cfg.steps:
             raise ConfigError(
                 f"steps = {cfg.steps}: the run in {run_dir} is already at step {state['step']}"
@@ -125,13 +139,19 @@ def _run(cfg: TrainConfig, device: torch.device, env, eval_envs, agent=None) -> 
     saved_step = step if cfg.resume else None
 
     # Everything is checked: from here on the run writes into its directory.
-    make_folder(run_dir)
+    lock.start_writing()
+    if not cfg.resume:  # again, under the lock: another run may have begun in the folder meanwhile
+        check_new_run_dir(run_dir)
     config_text = config_to_json(cfg)
     if not (run_dir / CONFIG).is_file() or (run_dir / CONFIG).read_text() != config_text:
         atomic_write(run_dir / CONFIG, config_text.encode())
 
+    def kept() -> str:
+        return "no checkpoint yet" if saved_step is None else f"step {saved_step}'s is intact"
+
     def checkpoint() -> None:
         nonlocal saved_step
+        check_agent(step, agent, metrics)  # never save a diverged state
         try:
             manifest = replay.write(buffer.storage(), buffer.position, buffer.size, buffer.added)
             save_checkpoint(
@@ -160,8 +180,7 @@ def _run(cfg: TrainConfig, device: torch.device, env, eval_envs, agent=None) -> 
             )
         except RunDirError as err:
             replay.clean()  # free what this save wrote
-            kept = "no checkpoint yet" if saved_step is None else f"step {saved_step}'s is intact"
-            raise RunDirError(f"{err} (checkpoint of step {step} not saved; {kept})") from err
+            raise RunDirError(f"{err} (checkpoint of step {step} not saved; {kept()})") from err
         except BaseException:
             replay.clean()
             raise
@@ -185,6 +204,7 @@ def _run(cfg: TrainConfig, device: torch.device, env, eval_envs, agent=None) -> 
                 else:
                     obs_t = torch.as_tensor(obs, device=device).unsqueeze(0)
                     action = agent.act(obs_t, explore=True)[0].cpu()
+                    check_actions(step, action, metrics)
                 next_obs, reward, terminated, truncated, _ = env.step(action.numpy())
                 buffer.add(obs, action, cfg.reward_scale * reward, next_obs, terminated, truncated)
                 step += 1
@@ -205,15 +225,17 @@ def _run(cfg: TrainConfig, device: torch.device, env, eval_envs, agent=None) -> 
                     sps = (step - window_step) / (now - window_start)
                     window_start, window_step = now, step
                     if metrics:  # none during warm-up
+                        check_finite(step, metrics)
                         logger.log_metrics(step, sps, metrics)
                 # The budget's last step is always evaluated, a multiple of eval_every or not.
                 evaluating = step % cfg.eval_every == 0 or step == cfg.steps
                 if evaluating:
+                    check_agent(step, agent, metrics)
                     eval_seed = evaluation_seed(cfg.seed, step)
                     gen = torch.Generator(device).manual_seed(eval_seed)
                     result = evaluate(
                         eval_envs,
-                        lambda o, g=gen: agent.act(o, False, g),
+                        _evaluation_policy(agent, gen, step, metrics),
                         eval_seed,
                         str(device),
                         # Q in the env's units, as the evaluation's returns are.
@@ -234,10 +256,23 @@ def _run(cfg: TrainConfig, device: torch.device, env, eval_envs, agent=None) -> 
                         f"in {run_dir}; continue with --resume"
                     )
                     raise SystemExit(128 + stop.signal)
+    except DivergedError as err:
+        raise DivergedError(f"{err} (no checkpoint written from it; {kept()})") from None
     finally:
         bar.close()
         logger.close()
     return run_dir
+
+
+def _evaluation_policy(agent: Agent, generator: torch.Generator, step: int, metrics: dict):
+    """The agent acting without exploration, refusing non-finite actions."""
+
+    def act(obs: torch.Tensor) -> torch.Tensor:
+        actions = agent.act(obs, False, generator).cpu()
+        check_actions(step, actions, metrics, "evaluation action")
+        return actions
+
+    return act
 
 
 def train_from_cli(cfg: TrainConfig, defaults: TrainConfig | None = None) -> Path:

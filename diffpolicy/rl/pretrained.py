@@ -13,7 +13,6 @@ temperature (`alpha_control` "chain"), and the action bounds; it loads with
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +26,7 @@ from diffpolicy.rl.config import TrainConfig, config_from_json, config_to_json
 from diffpolicy.rl.envs import make_env
 from diffpolicy.rl.files import CheckpointError
 from diffpolicy.rl.policy import DiffusionPolicy, move_schedule
-from diffpolicy.rl.resume import CHECKPOINT, CONFIG
+from diffpolicy.rl.resume import CHECKPOINT, CONFIG, imports_module
 from diffpolicy.rl.validation import ConfigError
 
 POLICY_FORMAT = "diffpolicy-policy-1"
@@ -99,6 +98,8 @@ class TrainedPolicy:
             raise ValueError(
                 f"obs must have shape ({self.obs_dim},) or (batch, {self.obs_dim}), got {obs.shape}"
             )
+        if not np.isfinite(obs).all():  # the chain would turn it into NaN actions without a word
+            raise ValueError("obs must be finite: it holds NaN or inf")
         obs_t = torch.as_tensor(obs.reshape(-1, self.obs_dim), device=self.device)
         generator = None
         if deterministic:
@@ -131,19 +132,24 @@ class TrainedPolicy:
         return Path(path)
 
 
-def load_policy(path: str | Path, device: str | torch.device = "cpu") -> TrainedPolicy:
+def load_policy(
+    path: str | Path, device: str | torch.device = "cpu", env: str | None = None
+) -> TrainedPolicy:
     """A run directory (its config and latest checkpoint; builds the environment once to read
     its action bounds) or a file written by `save_policy`. Objectives, samplers and critics
-    registered by user code must be registered first, as for training."""
+    registered by user code must be registered first, as for training.
+
+    A file whose env id has a module part ("module:Id", which gymnasium imports to build it) is
+    refused unless `env` names the same id: a file never makes us import code on its own word."""
     path = Path(path)
     if path.is_dir():
-        return _from_run_dir(path, device)
+        return _from_run_dir(path, device, env)
     state = load_checkpoint(path, read_chunks=False)
     if state.get("policy_format") != POLICY_FORMAT:
         hint = "; pass its run directory" if "agent" in state else ""
         raise CheckpointError(f"{path} is not a diffpolicy policy file{hint}")
     return TrainedPolicy(
-        _config(state["config"], path),
+        _config(state["config"], path, env),
         state["denoiser"],
         state["action_low"].numpy(),
         state["action_high"].numpy(),
@@ -161,10 +167,10 @@ def save_policy(policy: TrainedPolicy | str | Path, path: str | Path) -> Path:
     return policy.save(path)
 
 
-def _from_run_dir(run_dir: Path, device) -> TrainedPolicy:
+def _from_run_dir(run_dir: Path, device, env: str | None) -> TrainedPolicy:
     if not (run_dir / CONFIG).is_file():
         raise CheckpointError(f"{run_dir} is not a run directory: no {CONFIG}")
-    cfg = _config((run_dir / CONFIG).read_text(), run_dir / CONFIG)
+    cfg = _config((run_dir / CONFIG).read_text(), run_dir / CONFIG, env)
     state = load_checkpoint(run_dir / CHECKPOINT, read_chunks=False)
     low, high, obs_dim = _env_bounds(cfg)
     modules = state["agent"]["modules"]
@@ -188,19 +194,22 @@ def _chain_temperature(cfg: TrainConfig, modules: dict[str, Tensor]) -> float:
     return cfg.agent.qsm.alpha / modules["temperature.log_alpha"].exp().item()
 
 
-def _config(text: str, where: Path) -> TrainConfig:
+def _config(text: str, where: Path, env: str | None) -> TrainConfig:
     try:
-        return config_from_json(text)
+        cfg = config_from_json(text)
     except ConfigError as err:
         raise ConfigError(f"cannot load the policy's config from {where}: {err}") from err
+    reason = imports_module(cfg.env, env)
+    if reason:
+        raise ConfigError(
+            f"cannot load the policy in {where}: it {reason}; pass --env {cfg.env} "
+            "(load_policy's env) if you trust it"
+        )
+    return cfg
 
 
 def _env_bounds(cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray, int]:
     """The environment's own action bounds (before the adapter maps them to [-1, 1])."""
-    module = cfg.env.split(":")[0] if ":" in cfg.env else None
-    if module is not None and module not in sys.modules:
-        # A config file must not make us import code: the caller imports the module if trusted.
-        raise ConfigError(f"env {cfg.env!r} names module {module!r}: import it first")
     env = make_env(cfg.env, cfg.action_repeat)
     try:
         space = env.env.action_space

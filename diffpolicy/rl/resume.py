@@ -48,13 +48,18 @@ def check_new_run_dir(run_dir: Path, run_files=RUN_FILES, checkpoint: str = CHEC
         )
 
 
+def run_dir_of(cfg: TrainConfig) -> Path:
+    """The run directory `cfg` names, or its default."""
+    return Path(cfg.run_dir) if cfg.run_dir is not None else cfg.default_run_dir()
+
+
 def resolve_config(cfg: TrainConfig, defaults: TrainConfig | None = None) -> TrainConfig:
     """The config a run uses. A new run: `cfg` with the default budget and run directory filled
     in. On resume: the directory's saved config, with device, threads and progress from `cfg`,
     and steps if `cfg` gives them. `defaults` is the config the command line started from (the
     recipe's preset): a field of `cfg` that differs from it was given, and must then equal the
     saved value."""
-    run_dir = Path(cfg.run_dir) if cfg.run_dir is not None else cfg.default_run_dir()
+    run_dir = run_dir_of(cfg)
     if not cfg.resume:
         check_new_run_dir(run_dir)
         resolved = dataclasses.replace(cfg, run_dir=run_dir, steps=cfg.steps or DEFAULT_STEPS)
@@ -108,21 +113,60 @@ def check_given_flags(cfg, saved, defaults, run_dir: Path, may_change=MAY_CHANGE
         if name not in may_change and value != default.get(name) and value != old.get(name)
     ]
     if conflicts:
-        allowed = ", ".join(f"--{n}" for n in may_change if n not in ("resume", "run_dir"))
-        raise ConfigError(
-            f"cannot resume {run_dir} with other settings than it was started with: "
-            f"{'; '.join(conflicts)} (on --resume only {allowed} may change)"
-        )
+        _refuse(run_dir, conflicts, may_change)
+
+
+def _refuse(run_dir: Path, conflicts: list[str], may_change=MAY_CHANGE_ON_RESUME) -> None:
+    allowed = ", ".join(f"--{n}" for n in may_change if n not in ("resume", "run_dir"))
+    raise ConfigError(
+        f"cannot resume {run_dir} with other settings than it was started with: "
+        f"{'; '.join(conflicts)} (on --resume only {allowed} may change)"
+    )
+
+
+def check_named_env(cfg: TrainConfig) -> None:
+    """On --resume, an env named on the command line must be the saved run's. (`check_given_flags`
+    cannot tell an env equal to the recipe's default, or the one a preset was built for, from an
+    absent flag.) A run directory that cannot be resumed is left to `train` to report."""
+    run_dir = run_dir_of(cfg)
+    try:
+        saved = read_saved_config(run_dir)
+    except (ConfigError, CheckpointError):
+        return
+    if cfg.env != saved.env:
+        _refuse(run_dir, [f"--env {cfg.env} (saved: {saved.env})"])
+
+
+def imports_module(env: str, given: str | None) -> str | None:
+    """Why an env id read from a file must not be built, or None: gymnasium imports the module of
+    an id "module:Id", and a file may come from anywhere, so it may name one only if the user
+    names the same id (`given`)."""
+    if ":" not in env or env == given:
+        return None
+    return f"names env {env!r}, which imports the module {env.split(':')[0]!r}"
 
 
 def check_env_import(given: str, saved: str, run_dir: Path) -> None:
-    """gymnasium imports the module of an env id "module:Id": a saved config may name one only
-    if the command line names the same env."""
-    if ":" in saved and given != saved:
+    """A saved config may name an env that imports a module only if the command line names it."""
+    reason = imports_module(saved, given)
+    if reason:
         raise ConfigError(
-            f"cannot resume {run_dir}: its {CONFIG} names env {saved!r}, which imports the "
-            f"module {saved.split(':')[0]!r}; pass --env {saved} if you trust it"
+            f"cannot resume {run_dir}: its {CONFIG} {reason}; pass --env {saved} if you trust it"
         )
+
+
+SAVED_VALUES = {"step": int, "ep_length": int, "ep_return": float, "last_eval": float}
+"""The plain values a checkpoint of the loop holds, and their types (an int is a valid float)."""
+
+
+def check_saved_values(state: dict, path: Path) -> None:
+    """The checkpoint's plain values are of their types, the counts >= 0: a crafted (re-signed)
+    file gets one line, not a traceback later."""
+    for key, kind in SAVED_VALUES.items():
+        value = state.get(key)
+        valid = isinstance(value, int if kind is int else int | float) and type(value) is not bool
+        if not valid or (kind is int and value < 0):
+            raise CheckpointError(f"checkpoint {path} holds an invalid {key}: {value!r}")
 
 
 def check_fits(state: dict, cfg: TrainConfig, agent: nn.Module, path: Path) -> None:

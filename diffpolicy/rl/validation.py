@@ -203,6 +203,8 @@ def check_agent_config(cfg: Any) -> None:
 
 MAX_SEED = 2**32 - 1
 """numpy's global seed must fit 32 bits."""
+MAX_EVAL_EPISODES = 1000
+"""Each evaluation episode has its own environment, all built before the run starts."""
 
 
 def check_train_config(cfg: Any) -> None:
@@ -226,6 +228,12 @@ def check_train_config(cfg: Any) -> None:
         "action_repeat",
     ):
         at_least(name, getattr(cfg, name), 1)
+    if cfg.eval_episodes > MAX_EVAL_EPISODES:
+        rule = f"must be <= {MAX_EVAL_EPISODES} (each runs on its own environment, built at start)"
+        fail("eval_episodes", cfg.eval_episodes, rule)
+    if cfg.run_dir is not None and Path(cfg.run_dir) == Path("."):
+        rule = "must name a folder; an empty --run-dir would put the run's files in the current one"
+        fail("run_dir", str(cfg.run_dir), rule)
 
 
 def check_device(name: str, field: str = "device") -> torch.device:
