@@ -42,11 +42,12 @@ MARKER = "diffpolicy_test_unpickled"
 
 
 def tiny(run_dir: Path, **overrides) -> TrainConfig:
+    """A tiny run: 120 steps, of which 30 uniform warm-up (shorter than the 60-step runs too)."""
     fields = dict(
         env="Hopper-v5",
         steps=120,
         run_dir=run_dir,
-        warmup_steps=60,
+        warmup_steps=30,
         eval_every=60,
         eval_episodes=1,
         checkpoint_every=60,
@@ -393,7 +394,9 @@ def test_a_non_finite_action_stops_the_run_before_the_env_sees_it(eval_every, qu
     """Step 60, the first after warm-up, evaluates (eval_every 60) or checkpoints and then acts."""
     run = tmp_path / "run"
     with pytest.raises(DivergedError) as err:
-        train(tiny(run, env="Pendulum-v1", eval_every=eval_every), agent=_NaNActions)
+        train(
+            tiny(run, env="Pendulum-v1", eval_every=eval_every, warmup_steps=60), agent=_NaNActions
+        )
     kept = "no checkpoint yet" if eval_every == 60 else "step 60's is intact"
     assert str(err.value) == (
         f"training diverged at step 60: {quantity} is not finite "
