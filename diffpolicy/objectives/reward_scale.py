@@ -36,11 +36,9 @@ class RunningRewardScale(nn.Module):
     @property
     def scale(self) -> Tensor:
         """s, the current scale (a 0-d tensor; 1 before any batch)."""
-        if_empty = torch.ones_like(self.mean_abs)
-        seen = self.weight > 0
-        return torch.where(seen, self.mean_abs / self.weight.clamp_min(TINY), if_empty).clamp_min(
-            TINY
-        )
+        average = self.mean_abs / self.weight.clamp_min(TINY)
+        unseen = torch.ones_like(self.mean_abs)
+        return torch.where(self.weight > 0, average, unseen).clamp_min(TINY)
 
     @torch.no_grad()
     def update(self, rewards: Tensor) -> None:
