@@ -56,7 +56,7 @@ train: $(STAMP)
 	$(PY) recipes/qsm_mujoco.py $(ARGS)
 
 bench: $(STAMP)
-	$(PY) benchmarks/update_speed.py
+	$(PY) benchmarks/speed.py update
 	$(PY) -m pytest benchmarks -q --benchmark-enable --benchmark-columns=mean,stddev,rounds
 
 lint: $(STAMP)

@@ -28,10 +28,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from update_speed import random_transitions
 
 from diffpolicy.rl import Agent, AgentConfig, ReplayBuffer
 from diffpolicy.rl.presets import qsm_best, qsm_crossq_critic
+from timing.common import random_transitions
 
 torch.set_num_threads(1)
 

@@ -14,7 +14,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))  # the harness is imported as `harness`
 
-from harness.plots import plot_env, plot_normalised  # noqa: E402
+from harness.aggregate import plot_groups  # noqa: E402
+from harness.methods import METHODS, PLOTTED, PRESET_METHODS  # noqa: E402
 from harness.results import Group, load_suite  # noqa: E402
 from harness.seed_table import seed_table  # noqa: E402
 
@@ -22,15 +23,6 @@ RESULTS = REPO / "benchmarks" / "results"
 PAGE = REPO / "docs" / "results.md"
 IMAGES = REPO / "docs" / "img"
 STEPS = (50_000, 100_000)
-PRESETS = {
-    "qsm-best": "`best` and `polyak-ln`",
-    "qsm-crossq-t3": "`crossq-critic`",
-    "qsm-best-t1-d3": "`fast`",
-    "qsm-w256-langevin-t3": "`langevin-t3`",
-    "qsm-reference": "`reference`",
-}
-"""Harness method -> the presets it ran (each preset's docstring names its method)."""
-BASELINES = ("sac", "crossq")
 
 HEADER = """# Results
 
@@ -45,15 +37,31 @@ them (`python benchmarks/learning.py run --help`).
 """
 
 
-def _presets_and_baselines(groups: list[Group]) -> list[Group]:
-    return [g for g in groups if g.method in PRESETS or g.method in BASELINES]
+def _page_title(page: str) -> str:
+    """A documentation page's first heading."""
+    return (REPO / "docs" / page).read_text().splitlines()[0].lstrip("# ")
+
+
+def _screens(groups: list[Group], methods: list[str]) -> list[str]:
+    """A section per page that reports some of these methods (in the pages' order, dated pages
+    first), then the methods on no page yet; each a per-seed table."""
+    pages = sorted({METHODS[m].page for m in methods}, key=lambda page: (not page, page))
+    parts = []
+    for page in pages:
+        title = f"[{_page_title(page)}]({page})" if page else "Not on a page yet"
+        shown = [m for m in METHODS if m in methods and METHODS[m].page == page]
+        parts += [f"### {title}\n", seed_table(groups, shown, STEPS)]
+    return parts
 
 
 def render(groups: list[Group], dmc: list[Group]) -> str:
     """The page's Markdown."""
-    chosen = [m for m in [*PRESETS, *BASELINES] if any(g.method == m for g in groups)]
+    chosen = [m for m in PLOTTED if any(g.method == m for g in groups)]
     envs = sorted({g.env for g in groups})
-    legend = ", ".join(f"{method}: {names}" for method, names in PRESETS.items())
+    legend = ", ".join(
+        f"{method}: {' and '.join(f'`{name}`' for name in spec.presets)}"
+        for method, spec in PRESET_METHODS.items()
+    )
     others = sorted({g.method for g in groups} - set(chosen))
     parts = [
         HEADER,
@@ -63,9 +71,11 @@ def render(groups: list[Group], dmc: list[Group]) -> str:
         "\n![The presets against SAC and CrossQ, return / SAC's](img/presets-all-envs.png)\n",
         *[f"![{env}](img/presets-{env}.png)\n" for env in envs],
         "## Every screened method (MuJoCo)\n",
-        "The screens' methods (`benchmarks/harness/methods.py` says what each changes):\n",
-        seed_table(groups, others, STEPS),
-        "\n## DeepMind Control\n",
+        "The screens' methods, under the page that ran them (`python benchmarks/learning.py "
+        "methods` says what each runs; `python benchmarks/learning.py plot --screen PAGE` draws "
+        "a page's curves):\n",
+        *_screens(groups, others),
+        "## DeepMind Control\n",
         seed_table(dmc, sorted({g.method for g in dmc}), STEPS),
     ]
     return "\n".join(parts) + "\n"
@@ -75,10 +85,7 @@ def main() -> None:
     groups, dmc = load_suite(RESULTS / "mujoco"), load_suite(RESULTS / "dmc")
     PAGE.write_text(render(groups, dmc))
     IMAGES.mkdir(exist_ok=True)
-    shown = _presets_and_baselines(groups)
-    plot_normalised(IMAGES / "presets-all-envs.png", shown)
-    for env in sorted({g.env for g in shown}):
-        plot_env(IMAGES / f"presets-{env}.png", env, [g for g in shown if g.env == env])
+    plot_groups(IMAGES, [g for g in groups if g.method in PLOTTED], prefix="presets-")
     print(f"wrote {PAGE.relative_to(REPO)} and its plots in {IMAGES.relative_to(REPO)}")
 
 

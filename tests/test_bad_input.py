@@ -65,13 +65,19 @@ class Ctx:
             target[last] = value
         path.write_text(json.dumps(data))
 
-    def recipe(self, *args: str, main: Callable | None = None, unchanged: bool = True) -> str:
-        """Run the recipe with `args`; it must end with exactly one `error: ...` line, and (if
-        `unchanged`) leave the run directory as it was."""
+    def recipe(
+        self,
+        *args: str,
+        main: Callable | None = None,
+        unchanged: bool = True,
+        status: tuple[int, ...] = (1, 2),
+    ) -> str:
+        """Run the recipe with `args`; it must end with exactly one `error: ...` line and an exit
+        status in `status`, and (if `unchanged`) leave the run directory as it was."""
         before = _snapshot(self.run) if unchanged else None
         with pytest.raises(SystemExit) as ended:
             (main or (lambda: run_recipe(args=list(args))))()
-        assert ended.value.code in (1, 2)
+        assert ended.value.code in status
         err = self.capsys.readouterr().err
         assert "Traceback" not in err
         lines = [line for line in err.splitlines() if line.startswith("error: ")]
@@ -515,6 +521,63 @@ def _(ctx: Ctx) -> str:
     return _video(ctx, str(path))
 
 
+# --- the benchmark harness (benchmarks/learning.py) ---------------------------------------------
+def _harness(ctx: Ctx, *args: str) -> str:
+    """benchmarks/learning.py with `args`: one `error:` line and status 2, RUN unchanged. A `run`
+    also gets --dry-run, so that a case the harness failed to refuse would launch nothing."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import learning
+
+    args = (*args, "--dry-run") if args[:1] == ("run",) else args
+    return ctx.recipe(main=lambda: learning.main(list(args)), status=(2,))
+
+
+HARNESS_CASES = {
+    "harness-no-command": [],
+    "harness-unknown-command": ["runs"],
+    "harness-unknown-flag": ["run", "--seed", "0"],
+    "harness-unknown-method": ["run", "--methods", "qsm-bset"],
+    "harness-unknown-env": ["run", "--envs", "Hopper-v9"],
+    "harness-env-of-another-suite": ["run", "--envs", "cheetah-run"],
+    "harness-unknown-suite": ["run", "--suite", "atari"],
+    "harness-no-method": ["run", "--methods"],
+    "harness-negative-seed": ["run", "--seeds", "-1"],
+    "harness-seed-twice": ["run", "--seeds", "0", "1", "0"],
+    "harness-seed-not-a-number": ["run", "--seeds", "one"],
+    "harness-steps-zero": ["run", "--steps", "0"],
+    "harness-steps-not-an-integer": ["run", "--steps", "1e5"],
+    "harness-threads-zero": ["run", "--threads", "0"],
+    "harness-jobs-zero": ["run", "--jobs", "0"],
+    "harness-address-without-ray": ["run", "--address", "auto"],
+    "harness-extra-unbalanced-quote": ["run", '--extra=--agent.tau "0.5'],
+    "harness-runs-root-under-a-file": ["run", "--runs-root", "{tmp}/file/runs"],
+    "harness-results-root-a-file": ["run", "--results-root", "{tmp}/file"],
+    "harness-aggregate-no-results-root": ["aggregate", "--results-root", "{run}"],
+    "harness-aggregate-empty-suite": ["aggregate", "--results-root", "{tmp}", "--suites", "dmc"],
+    "harness-table-unknown-method": ["table", "--methods", "qsm-best", "SAC"],
+    "harness-table-step-zero": ["table", "--steps", "0", "100000"],
+    "harness-table-no-results": ["table", "--suite", "dmcs"],
+    "harness-plot-unknown-page": ["plot", "--screen", "2026-11-31-nothing"],
+}
+
+
+def _harness_case(args: list[str]):
+    """The case of `args`, where {run} is the run directory (RUN, absent) and {tmp} the scratch
+    folder (TMP), which holds a file `file` and an empty suite folder `dmc`."""
+
+    def run(ctx: Ctx) -> str:
+        (ctx.tmp / "file").write_text("")
+        (ctx.tmp / "dmc").mkdir()
+        given = [a.format(run=ctx.run, tmp=ctx.tmp) for a in args]
+        return _harness(ctx, *given).replace(str(ctx.run), "RUN").replace(str(ctx.tmp), "TMP")
+
+    return run
+
+
+for _name, _args in HARNESS_CASES.items():
+    case(_name)(_harness_case(_args))
+
+
 # --- library calls -------------------------------------------------------------------------------
 @case("qsm-loss-batch-mismatch")
 def _(ctx: Ctx) -> str:
@@ -635,6 +698,24 @@ def test_a_real_process_ends_with_one_line_and_status_2(script, args, tmp_path):
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("error: ")
     assert not run.exists()
+
+
+@pytest.mark.parametrize(
+    "args", [[], ["run", "--methods", "qsm-bset"], ["aggregate", "--results-root", "{tmp}"]]
+)
+def test_the_harness_ends_with_one_line_and_status_2_in_a_real_process(args, tmp_path):
+    """`benchmarks/learning.py` outside pytest: one `error:` line on stderr, nothing else."""
+    args = [a.format(tmp=tmp_path / "nowhere") for a in args]
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/learning.py", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2 and proc.stdout == ""
+    [line] = proc.stderr.strip().splitlines()
+    assert line.startswith("error: ")
 
 
 def test_an_env_named_on_resume_is_compared_even_when_it_is_the_recipes_default(tmp_path, capsys):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -120,74 +119,3 @@ def test_evaluations_log_the_critics_bias_and_read_the_mean_of_the_critics(sac, 
             q_net[-1].bias.fill_(constant)
     q = callback.q_estimate(torch.randn(4, 3), torch.rand(4, 1) * 2 - 1)
     assert torch.allclose(q, torch.full((4,), 1.0))
-
-
-@pytest.mark.parametrize("flags", [["--threads", "2", "--clock", "cpu"], ["--threads", "0"]])
-def test_update_speed_refuses_threads_its_clock_cannot_count(flags):
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "update_speed.py"), *flags],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 1  # SystemExit with a message
-    assert done.stderr.strip().splitlines() == [
-        f"--threads {flags[1]}: needs >= 1, and --clock wall when above 1"
-    ]
-
-
-@pytest.mark.parametrize(
-    ("flags", "message"),
-    [
-        (["--device", "tpu"], "device = 'tpu': not a torch device (cpu, cuda, cuda:N or mps)"),
-        (["--device", "meta"], "device = 'meta': must be cpu, cuda, cuda:N or mps"),
-        (
-            ["--device", "cuda", "--clock", "cpu"],
-            "--device cuda: needs --clock wall (the cpu clock misses GPU time)",
-        ),
-    ],
-)
-def test_update_speed_refuses_a_device_it_cannot_time_on(flags, message):
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "update_speed.py"), *flags],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 1
-    assert done.stderr.strip().splitlines() == [message]
-
-
-@pytest.mark.parametrize("name", ["sac", "qsm-nope"])
-def test_update_speed_refuses_a_method_that_is_not_a_qsm_method_before_timing(name):
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "update_speed.py"), "--methods", name],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 1
-    [line] = done.stderr.strip().splitlines()
-    assert line.startswith(f"--methods: {name!r} is not a QSM method; valid: qsm-reference, ")
-    assert "qsm-ln-no-target-input-renorm" in line
-
-
-def test_update_speed_times_a_harness_method_with_the_config_its_runs_have(monkeypatch):
-    from diffpolicy.rl.cli import parse_with_preset
-    from diffpolicy.rl.presets import MUJOCO_PRESETS
-
-    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
-    spec = importlib.util.spec_from_file_location(
-        "update_speed", ROOT / "benchmarks" / "update_speed.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "update_speed", module)  # its dataclass looks it up
-    spec.loader.exec_module(module)
-    flags = ["--preset", "polyak-ln", "--agent.no-critic-target-network"]
-    configs = module.harness_method_configs(("qsm-ln-no-target-input-renorm", "qsm-best"))
-    expected = parse_with_preset(
-        MUJOCO_PRESETS, "best", "Hopper-v5", args=[*flags, "--agent.critic-input-renorm"]
-    )[0].agent
-    assert configs["qsm-ln-no-target-input-renorm"] == expected
-    assert configs["qsm-best"] == MUJOCO_PRESETS["best"]("Hopper-v5").agent
-    assert list(configs) == ["qsm-ln-no-target-input-renorm", "qsm-best"]

@@ -31,8 +31,9 @@ import learning  # noqa: E402
 
 from harness import claim, launch, local_backend, stats  # noqa: E402
 from harness.aggregate import aggregate_suite  # noqa: E402
+from harness.cli import BadInput  # noqa: E402
 from harness.collect import collect, run_sps  # noqa: E402
-from harness.methods import METHODS, Method, build_command  # noqa: E402
+from harness.methods import CURRENT, METHODS, PLOTTED, RETIRED, Method, build_command  # noqa: E402
 from harness.plan import Job, Sweep, decide, plan  # noqa: E402
 from harness.reach import first_step_at, reach_table  # noqa: E402
 from harness.results import TAIL_WINDOW, load_suite  # noqa: E402
@@ -297,16 +298,16 @@ def test_reach_table_gives_each_seeds_first_step_at_sacs_mean_and_its_minutes(tm
 
 def test_table_refuses_an_unknown_method_before_reading_anything(tmp_path: Path, capsys):
     cfg = learning.Table(methods=("qsm-best", "qsm-bset"), results_root=tmp_path / "absent")
-    with pytest.raises(SystemExit, match="unknown method.*qsm-bset"):
+    with pytest.raises(BadInput, match="--methods qsm-bset: unknown method"):
         learning.table(cfg)
-    with pytest.raises(SystemExit, match="steps >= 1"):
+    with pytest.raises(BadInput, match="--steps 0: must be >= 1"):
         learning.table(learning.Table(steps=(0,)))
     learning.table(learning.Table(methods=("sac",), steps=(50_000,)))  # the repository's results
     assert "| Hopper-v5 | sac |" in capsys.readouterr().out
 
 
 def test_aggregate_files(suite: Path):
-    aggregate_suite(suite, [50_000, 100_000])
+    aggregate_suite(suite, [50_000, 100_000], plotted=("qsm", "sac"))
     with open(suite / "summary.csv", newline="") as f:
         saved = list(csv.DictReader(f))
     assert {r["method"] for r in saved} == {"qsm", "sac"}
@@ -391,10 +392,10 @@ def test_build_command(tmp_path: Path, monkeypatch):
     assert cmd[-2:] == sac_extra and "--warmup-steps" not in cmd and "--algo" not in cmd
 
     cmd = build_command("crossq", "mujoco", "Hopper-v5", 0, 600, run_dir, extra, sac_extra)
-    assert cmd[1].endswith("benchmarks/sac_baseline.py") and cmd[2:4] == ["--algo", "crossq"]
-    assert cmd[-2:] == sac_extra
+    assert cmd[1].endswith("benchmarks/sac_baseline.py")
+    assert cmd[-4:] == ["--algo", "crossq", *sac_extra]
 
-    monkeypatch.setitem(METHODS, "nope", Method(("recipes/nope_{suite}.py",)))
+    monkeypatch.setitem(METHODS, "nope", Method((), "a method without a script", "nope_{suite}.py"))
     with pytest.raises(FileNotFoundError, match="nope_dmc.py"):
         build_command("nope", "dmc", "cheetah-run", 0, 600, run_dir)
 
@@ -441,13 +442,78 @@ def test_the_best_preset_is_what_the_runs_filed_under_qsm_best_ran():
     assert crossq_critic.critic_batch_renorm and not crossq_critic.critic_target_network
 
 
+# --- the methods as data --------------------------------------------------------------------------
+RESULTS = REPO / "benchmarks" / "results"
+
+
+def test_each_retired_method_names_the_experiment_page_that_ran_it():
+    assert RETIRED and not set(RETIRED) & set(CURRENT) and METHODS == {**CURRENT, **RETIRED}
+    for name, spec in RETIRED.items():
+        page = REPO / "docs" / spec.page
+        assert spec.page.startswith("experiments/") and page.is_file(), (name, spec.page)
+        assert name in page.read_text(), f"{spec.page} does not mention {name}"
+    for name, spec in CURRENT.items():  # a current method's page, where it has one
+        assert not spec.page or name in (REPO / "docs" / spec.page).read_text(), name
+
+
+def test_every_method_with_results_has_a_definition():
+    filed = {p.name for p in RESULTS.glob("*/*/*") if p.is_dir() and list(p.glob("seed*"))}
+    assert {"qsm-best", "sac", "qsm-w256"} <= filed
+    assert filed <= set(METHODS), sorted(filed - set(METHODS))
+
+
+def test_every_method_an_experiment_page_runs_or_names_has_a_definition():
+    """So that every command an experiment page or a PROVENANCE.md quotes still runs."""
+    pages = [*(REPO / "docs" / "experiments").glob("*.md"), *RESULTS.glob("*/PROVENANCE.md")]
+    named = set()
+    for page in pages:
+        text = page.read_text().replace("\n", " ")
+        named |= set(re.findall(r"`((?:qsm|dime|dacer|qvpo)-[a-z0-9-]+)`", text))
+        for methods in re.findall(r"--methods((?: +[a-z][a-z0-9-]*)+)", text):
+            named |= set(methods.split())
+    assert {"qsm-w256-norm", "qsm-best-adaptive-chain", "crossq"} <= named
+    assert named <= set(METHODS), sorted(named - set(METHODS))
+
+
+def test_the_methods_command_lists_every_method_under_its_page(capsys):
+    learning.main(["methods"])
+    out = capsys.readouterr().out
+    assert all(re.search(rf"^ +{re.escape(name)} ", out, re.M) for name in METHODS)
+    retired = out[out.index("Retired screens:") :]
+    assert "docs/experiments/2026-11-21-variant-screen.md:\n    qsm-w256 " in retired
+
+
+def test_plots_draw_the_presets_and_baselines_unless_asked(suite: Path, tmp_path: Path, capsys):
+    """The suite's plots leave the screens out (Walker2d has only a retired screen's runs); the
+    plot command draws what it is asked for."""
+    for env in ("Hopper-v5", "Walker2d-v5"):
+        (suite / env / "qsm").rename(suite / env / "qsm-w256")
+    aggregate_suite(suite, [50_000])
+    assert (suite / "Hopper-v5.png").is_file() and not (suite / "Walker2d-v5.png").exists()
+    assert "## Walker2d-v5" in (suite / "summary.md").read_text()  # the tables keep every method
+    root, out = suite.parent, tmp_path / "plots"
+    learning.main(["plot", "--methods", "qsm-w256", "--results-root", str(root), "--out", str(out)])
+    assert sorted(p.name for p in out.iterdir()) == ["Hopper-v5.png", "Walker2d-v5.png"]
+    assert str(out / "Hopper-v5.png") in capsys.readouterr().out
+
+
+def test_a_screen_plot_draws_its_pages_methods_beside_sac(monkeypatch):
+    plotted = learning.Plot(screen="2026-12-05-input-renorm")
+    name, methods = learning._plotted(plotted)
+    assert name == "2026-12-05-input-renorm"
+    assert methods == ["qsm-ln-no-target-input-renorm", "qsm-polyak-ln-input-renorm", "sac"]
+    assert learning._plotted(learning.Plot())[1] == list(PLOTTED)
+    assert {"qsm-best", "qsm-reference", "sac", "crossq"} <= set(PLOTTED)
+    assert not set(PLOTTED) & set(RETIRED)
+
+
 def test_plan_checks_suite_and_method(tmp_path: Path):
     base = {"runs_root": tmp_path / "runs", "results_root": tmp_path / "res", "seeds": (0,)}
     with pytest.raises(ValueError, match="suite"):
         plan(Sweep(suite="mujoco", envs=("cheetah-run",), **base))
     with pytest.raises(ValueError, match="suite"):
         plan(Sweep(suite="dmc", envs=("Hopper-v5",), **base))
-    with pytest.raises(ValueError, match="unknown methods"):
+    with pytest.raises(BadInput, match="--methods nope: unknown method"):
         plan(Sweep(methods=("nope",), **base))
     planned = plan(Sweep(methods=("qsm-reference", "sac"), steps=600, **base))
     assert [(j.method, d) for j, d in planned] == [("qsm-reference", "fresh"), ("sac", "fresh")]

@@ -340,24 +340,18 @@ def test_sigterm_saves_a_checkpoint_that_resumes(tmp_path: Path):
 
 
 def test_action_saturation_probe_reads_a_run_and_swaps_the_sampler(uninterrupted: Path, capsys):
-    """benchmarks/action_saturation.py loads the run's weights and reports shares in [0, 1]; the
+    """`benchmarks/probe.py saturation` loads the run's weights and reports shares in [0, 1]; the
     Langevin row really acts with the Langevin chain."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "action_saturation", ROOT / "benchmarks" / "action_saturation.py"
-    )
-    probe = importlib.util.module_from_spec(spec)
-    sys.modules["action_saturation"] = probe  # dataclasses look their module up
-    spec.loader.exec_module(probe)
+    sys.path.insert(0, str(ROOT / "benchmarks"))  # as the script imports the harness
+    import probe
 
     agent, buffer, env = probe.load_agent(uninterrupted)
     saved = load_checkpoint(uninterrupted / "checkpoint.pt")["agent"]["modules"]
     assert env == "Hopper-v5" and len(buffer) == 300
     assert all(torch.equal(v, saved[k]) for k, v in agent.state_dict().items())
 
-    probe.main(
-        probe.Args(
+    probe.saturation(
+        probe.Saturation(
             (uninterrupted,),
             samplers=("trained", "langevin", "trained"),
             observations=50,

@@ -1,236 +1,298 @@
-"""The methods a sweep can run, and the command line of one run."""
+"""The methods a sweep can run, as data, and the command line of one run.
+
+A method is a script and the flags its runs get after the common ones (`build_command`). The
+tables below keep the current methods (the recipe presets as their results were run, the SB3
+baselines, the online objectives, the screens still in use) apart from the retired screens. A
+retired method stays runnable, so that every result filed under its name can be reproduced, and
+names the experiment page (docs/experiments/) that ran it and says what it asked; the page, not
+this file, holds the story. A screen in use names its page once it has one.
+`python benchmarks/learning.py methods` prints these tables.
+
+To add a method, add a row to SCREENS (its flags are checked by tests/test_learning_harness.py);
+to retire one, move its row to RETIRED with its page.
+"""
 
 from __future__ import annotations
 
+import itertools
+import shlex
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Literal
 
 REPO = Path(__file__).resolve().parents[2]
+QSM_RECIPE = "recipes/qsm_{suite}.py"
+SB3_BASELINE = "benchmarks/sac_baseline.py"
 
 
-class Method(NamedTuple):
-    prefix: tuple[str, ...]
-    """Script (relative to the repository root; "{suite}" is replaced) and leading arguments."""
-    flags: tuple[str, ...] = ()
+@dataclass(frozen=True)
+class Method:
+    flags: tuple[str, ...]
     """Flags after the common ones."""
-    family: Literal["diffpolicy", "sac"] = "diffpolicy"
-    """Which pass-through list it gets: --extra (diffpolicy) or --sac-extra (sac)."""
+    about: str
+    """What it runs, in one line."""
+    script: str = QSM_RECIPE
+    """Relative to the repository root; "{suite}" is replaced by the sweep's suite."""
+    presets: tuple[str, ...] = ()
+    """The recipe presets it runs (the results page names them)."""
+    page: str = ""
+    """The documentation page (relative to docs/) that reports its runs."""
+
+    @property
+    def family(self) -> Literal["diffpolicy", "sac"]:
+        """Which pass-through list it gets: --extra (diffpolicy) or --sac-extra (sac)."""
+        return "sac" if self.script == SB3_BASELINE else "diffpolicy"
 
 
-_QSM_RECIPE = ("recipes/qsm_{suite}.py",)
-_SB3_BASELINE = ("benchmarks/sac_baseline.py",)
-_WIDTH_256 = ("--agent.actor-hidden", "256", "256", "--agent.critic-hidden", "256", "256")
-# Batch-mean gradient normalisation, the gradient taken at clipped actions, LayerNorm critics:
-# three fixes later work uses for the bounds-seeking policy of the QSM reference (its actions sit
-# on the box's bounds: docs/experiments/2026-11-21-reference-hopper.md).
-_NORMALISED = (
-    "--agent.qsm.grad-normalization",
-    "batch_mean",
-    "--agent.qsm.clip-actions-for-grad",
-    "--agent.critic-layer-norm",
+def qsm(flags: str, about: str, **fields) -> Method:
+    """A QSM recipe run with these flags (one shell-quoted string)."""
+    return Method(tuple(shlex.split(flags)), about, **fields)
+
+
+def retired(page: str, flags: str, about: str) -> Method:
+    """A retired screen of recipe runs, with the stem of the experiment page that ran it."""
+    return qsm(flags, about, page=f"experiments/{page}.md")
+
+
+# Flags several methods share.
+REFERENCE_W256 = "--preset reference --agent.actor-hidden 256 256 --agent.critic-hidden 256 256"
+# The chain reads the score in the diffusion convention (AgentConfig.langevin_score), as the
+# Langevin variant was first run.
+LANGEVIN = "--agent.sampler langevin --agent.langevin-score schedule"
+# CrossQ's critic (Bhatt et al., ICLR 2024) with 3 Langevin steps for its target actions.
+CROSSQ_T3 = (
+    "--agent.target-sampler-steps 3 --agent.critic-batch-renorm --agent.no-critic-target-network"
+    " --agent.critic-betas 0.5 0.999 --agent.critic-lr 1e-3"
 )
-# The chain reads the score in the diffusion convention (AgentConfig.langevin_score), as the best
-# variant was first run: the sampled law is exp(alpha / sqrt(1 - abar_0) Q), 2.26x alpha = 50.
-_LANGEVIN_AS_FIRST_RUN = ("--agent.sampler", "langevin", "--agent.langevin-score", "schedule")
+# The preset that was `best` until 2026-12-04: "qsm-best" in the names of its variants means it.
+CROSSQ_CRITIC = "--preset crossq-critic"
+# sb3-contrib CrossQ's critic width and policy delay.
+CROSSQ_EXACT = "--preset crossq-critic --agent.critic-hidden 1024 1024 --agent.actor-every 3"
+# The objectives that backpropagate through the chain act with DDPM.
+DDPM = "--agent.sampler ddpm --agent.langevin-score trained"
 
-_DDPM = ("--agent.sampler", "ddpm", "--agent.langevin-score", "trained")
-
-# Every variant is stated against the reference preset, whatever the recipe's default preset is.
-_REFERENCE = ("--preset", "reference")
-# CrossQ's critic (Bhatt et al., ICLR 2024): batch renormalisation, current and next state-actions
-# in one batch, no target network, Adam betas (0.5, 0.999) and lr 1e-3; 3 Langevin steps for the
-# critic's target actions.
-_CROSSQ_T3 = (
-    "--agent.target-sampler-steps", "3", "--agent.critic-batch-renorm",
-    "--agent.no-critic-target-network", "--agent.critic-betas", "0.5", "0.999",
-    "--agent.critic-lr", "1e-3",
-)  # fmt: skip
-
-# The preset that was `best` when the issue-14 screens below ran (`presets.qsm_crossq_critic`);
-# the `qsm-best-*` screens are variants of it, and "qsm-best" in their comments means it.
-_CROSSQ_CRITIC = ("--preset", "crossq-critic")
-
-# What sb3-contrib CrossQ's critic has beyond the crossq-critic preset: 1024-wide layers and the
-# policy delay of 3.
-_CROSSQ_EXACT = ("--agent.critic-hidden", "1024", "1024", "--agent.actor-every", "3")
-
-METHODS: dict[str, Method] = {
-    "qsm-reference": Method(_QSM_RECIPE, _REFERENCE),
-    # The recipe's default preset, `diffpolicy.rl.presets.qsm_best` (README, "Results"); its
-    # 100k runs ran as `qsm-polyak-ln-crossq-adam` (benchmarks/results/mujoco/PROVENANCE.md).
-    "qsm-best": Method(_QSM_RECIPE, ("--preset", "best")),
-    # Screening variants (one seed, short budget; README "Variant screen"). 256-wide nets as SAC's.
-    "qsm-w256": Method(_QSM_RECIPE, _REFERENCE + _WIDTH_256),
-    "qsm-w256-norm": Method(_QSM_RECIPE, _REFERENCE + _WIDTH_256 + _NORMALISED),
-    # Acts, and draws TD-target actions, by Langevin dynamics on the learned lowest-level score
-    # instead of the DDPM chain.
-    "qsm-w256-langevin": Method(_QSM_RECIPE, _REFERENCE + _WIDTH_256 + _LANGEVIN_AS_FIRST_RUN),
-    # The same with 3 Langevin steps (instead of 10) for the critic's target actions.
-    "qsm-w256-langevin-t3": Method(
-        _QSM_RECIPE,
-        _REFERENCE + _WIDTH_256 + _LANGEVIN_AS_FIRST_RUN + ("--agent.target-sampler-steps", "3"),
+# The recipe presets, each under the name its results were filed as, with the flags they ran with
+# (tests/test_learning_harness.py checks that these build the preset's config).
+PRESET_METHODS: dict[str, Method] = {
+    "qsm-best": qsm(
+        "--preset best",
+        "the best preset; its 100k runs ran as qsm-polyak-ln-crossq-adam",
+        presets=("best", "polyak-ln"),
     ),
-    # Issue 14's screen: CrossQ's critic under that actor (the AgentConfig of
-    # `presets.qsm_crossq_critic`, the best preset until the 100k confirmation, whose runs are
-    # filed here); then with CrossQ's policy delay (the actor steps every 3rd update).
-    "qsm-crossq-t3": Method(
-        _QSM_RECIPE, _REFERENCE + _WIDTH_256 + _LANGEVIN_AS_FIRST_RUN + _CROSSQ_T3
+    "qsm-crossq-t3": qsm(
+        f"{REFERENCE_W256} {LANGEVIN} {CROSSQ_T3}",
+        "CrossQ's critic under the Langevin actor: the best preset until 2026-12-04",
+        presets=("crossq-critic",),
     ),
-    "qsm-crossq-t3-d3": Method(
-        _QSM_RECIPE,
-        _REFERENCE
-        + _WIDTH_256
-        + _LANGEVIN_AS_FIRST_RUN
-        + _CROSSQ_T3
-        + ("--agent.actor-every", "3"),
+    "qsm-best-t1-d3": qsm(
+        f"{CROSSQ_CRITIC} --agent.target-sampler-steps 1 --agent.actor-every 3",
+        "crossq-critic with 1 target step and the actor every 3rd update (SAC's update cost)",
+        presets=("fast",),
     ),
-    # Issue 14 point 3: the best preset with alpha tuned online so that the acting chain's
-    # per-dimension action std approaches 0.089, a Gaussian's std at SAC's target entropy (-1 nat
-    # per dimension); diffpolicy.objectives.temperature.
-    "qsm-best-adaptive": Method(
-        _QSM_RECIPE, (*_CROSSQ_CRITIC, "--agent.alpha-target-std", "0.089")
+    "qsm-w256-langevin-t3": qsm(
+        f"{REFERENCE_W256} {LANGEVIN} --agent.target-sampler-steps 3",
+        "256-wide nets, Langevin acting, 3 Langevin steps for the critic's target actions",
+        presets=("langevin-t3",),
     ),
-    # The best preset's Langevin chain reads the score in the diffusion convention, so its law is
-    # exp(113 Q) at alpha = 50 and its steps grow with grad Q's scale (h * |score| of order 1 by
-    # 20k steps on HalfCheetah). Two ways to keep the chain's temperature from following the
-    # critic's scale, and the issue-14 reading that makes alpha mean exp(alpha Q):
-    "qsm-best-gradnorm": Method(
-        _QSM_RECIPE, (*_CROSSQ_CRITIC, "--agent.qsm.grad-normalization", "batch_mean")
+    "qsm-reference": qsm(
+        "--preset reference",
+        "the QSM paper's settings (512-wide, DDPM K = 5)",
+        presets=("reference",),
     ),
-    "qsm-best-trained": Method(_QSM_RECIPE, (*_CROSSQ_CRITIC, "--agent.langevin-score", "trained")),
-    # The same controller aiming at a wide policy (spread 0.3): does more exploration free Hopper?
-    "qsm-best-adaptive-wide": Method(
-        _QSM_RECIPE, (*_CROSSQ_CRITIC, "--agent.alpha-target-std", "0.3")
-    ),
-    # The 0.089 controller with the tuned alpha as the chains' temperature (alpha_control
-    # "chain"), the fix for the loss-scaled controller's runaway.
-    "qsm-best-adaptive-chain": Method(
-        _QSM_RECIPE,
-        (*_CROSSQ_CRITIC, "--agent.alpha-target-std", "0.089", "--agent.alpha-control", "chain"),
-    ),
-    # Issue 13: the only cheap switches that bring the best preset's update to SAC's cost
-    # (benchmarks/algorithm_speed.py): 1 Langevin step for the target actions, policy delay 3.
-    "qsm-best-t1-d3": Method(
-        _QSM_RECIPE,
-        (*_CROSSQ_CRITIC, "--agent.target-sampler-steps", "1", "--agent.actor-every", "3"),
-    ),
-    # Hopper: both Polyak-target variants (qsm-reference, qsm-w256-langevin) climb from 50k to
-    # 100k while every qsm-best seed stays near 330. This is CrossQ's critic under exactly
-    # qsm-w256-langevin's actor (10 target steps), to tell the critic from the target steps.
-    "qsm-best-t10": Method(_QSM_RECIPE, (*_CROSSQ_CRITIC, "--agent.target-sampler-steps", "10")),
-    # qsm-best-t10 left Hopper's 330 plateau only by standing still (1000 steps at about 1 reward
-    # a step) and fell back; the Polyak-target critic's runs hop. CrossQ tunes its critic's Adam
-    # (lr 1e-3, beta1 0.5) for 1024-wide critics; this is qsm-best with the reference critic's Adam
-    # (lr 3e-4, betas (0.9, 0.999)) on its 256-wide CrossQ critic.
-    "qsm-best-critic-adam": Method(
-        _QSM_RECIPE,
-        (*_CROSSQ_CRITIC, "--agent.critic-lr", "3e-4", "--agent.critic-betas", "0.9", "0.999"),
-    ),
-    # Every Hopper run on CrossQ's critic stays at 300-450 to 100k (qsm-crossq-t3's 3 seeds, -t10,
-    # -critic-adam, -adaptive-wide), where the Polyak-target critic's runs hop. Which of CrossQ's
-    # parts does HalfCheetah owe its lead to? The Polyak critic (presets.qsm_langevin_t3) with
-    # CrossQ's Adam (lr 1e-3, betas (0.5, 0.999)); then with LayerNorm as well.
-    "qsm-polyak-crossq-adam": Method(
-        _QSM_RECIPE,
-        (
-            "--preset",
-            "langevin-t3",
-            "--agent.critic-lr",
-            "1e-3",
-            "--agent.critic-betas",
-            "0.5",
-            "0.999",
-        ),
-    ),
-    # `presets.qsm_polyak_ln`, now `qsm_best`: its runs are filed under qsm-best.
-    "qsm-polyak-ln-crossq-adam": Method(
-        _QSM_RECIPE,
-        (
-            "--preset",
-            "langevin-t3",
-            "--agent.critic-layer-norm",
-            "--agent.critic-lr",
-            "1e-3",
-            "--agent.critic-betas",
-            "0.5",
-            "0.999",
-        ),
-    ),  # fmt: skip
-    # The two critics split by env: CrossQ's (no target network, batch renorm) wins HalfCheetah,
-    # the LayerNorm Polyak one Hopper and Walker2d. Which part does HalfCheetah owe to the missing
-    # target network? The best preset's LayerNorm critic trained by CrossQ's loss (current and
-    # next state-actions in one batch, no target network).
-    "qsm-ln-no-target": Method(
-        _QSM_RECIPE, ("--preset", "polyak-ln", "--agent.no-critic-target-network")
-    ),
-    # It was not: HalfCheetah stayed below the Polyak LayerNorm critic. What batch renorm does
-    # that LayerNorm does not is standardise the critic's input, feature by feature (observation
-    # features span a factor of about 100 in scale; nothing else in the agent normalises them).
-    # The same critic with its input batch-renormalised.
-    "qsm-ln-no-target-input-renorm": Method(
-        _QSM_RECIPE,
-        (
-            "--preset",
-            "polyak-ln",
-            "--agent.no-critic-target-network",
-            "--agent.critic-input-renorm",
-        ),
-    ),
-    # The same input layer on the best preset's own critic (Polyak targets, which read it with
-    # Polyak-averaged running statistics): one change from `qsm-best`.
-    "qsm-polyak-ln-input-renorm": Method(
-        _QSM_RECIPE, ("--preset", "polyak-ln", "--agent.critic-input-renorm")
-    ),
-    # Issue 29 point 2: the QSM actor on exactly sb3-contrib CrossQ's critic (its defaults, read
-    # from sb3_contrib/crossq: 1024x1024 ReLU critics with batch renorm, momentum 0.01, eps 1e-3,
-    # 100k renorm warm-up steps, no target network, Adam lr 1e-3 betas (0.5, 0.999), policy
-    # delay 3); then the same in bfloat16 mixed precision, affordable where the CPU has bfloat16
-    # matmuls (AVX512-BF16, AMX) or on a GPU.
-    "qsm-crossq-exact": Method(_QSM_RECIPE, (*_CROSSQ_CRITIC, *_CROSSQ_EXACT)),
-    # The width between: 512-wide CrossQ critics with the policy delay (the width ladder on Hopper,
-    # where the 256-wide CrossQ critic stays near 330).
-    "qsm-crossq-w512-d3": Method(
-        _QSM_RECIPE,
-        (*_CROSSQ_CRITIC, "--agent.critic-hidden", "512", "512", "--agent.actor-every", "3"),
-    ),
-    "qsm-crossq-exact-bf16": Method(
-        _QSM_RECIPE, (*_CROSSQ_CRITIC, *_CROSSQ_EXACT, "--agent.precision", "bfloat16")
-    ),
-    # Issue 29 point 1: the best preset in bfloat16 mixed precision (learns as float32 does?).
-    "qsm-best-bf16": Method(_QSM_RECIPE, ("--preset", "best", "--agent.precision", "bfloat16")),
-    # Issue 29 point 3: the best preset's critic with a categorical value over 101 bins of
-    # [-1000, 1000] (reward bound 10, gamma 0.99), fitted by HL-Gauss cross-entropy.
-    "qsm-best-hlgauss": Method(
-        _QSM_RECIPE, ("--preset", "best", "--agent.critic-value-bins", "101")
-    ),
-    # Issue 29 point 5: the best preset learning from rewards divided by their running mean |r|
-    # (AgentConfig.reward_normalization), so that its fixed alpha means one temperature on every
-    # env, whatever the reward's units.
-    "qsm-best-rewnorm": Method(_QSM_RECIPE, ("--preset", "best", "--agent.reward-normalization")),
-    # Issue 29 point 4: BRO's critic (one 512-wide layer with LayerNorm, then 2 residual blocks)
-    # under the best preset's actor and Polyak targets.
-    "qsm-best-bro": Method(
-        _QSM_RECIPE,
-        ("--preset", "best", "--agent.critic-hidden", "512", "--agent.critic-residual-blocks", "2"),
-    ),
-    # Issue 29 point 4: two critic updates per env step with every network reset each 25k
-    # updates (four times in a 100k-step run), on the best preset.
-    "qsm-best-utd2-reset": Method(
-        _QSM_RECIPE,
-        ("--preset", "best", "--updates-per-step", "2", "--agent.reset-every", "25000"),
-    ),
-    # Issue 30: the published online objectives on the best preset (docs/objectives/). DIME and
-    # DACER backpropagate through the chain, so they act with DDPM instead of the preset's
-    # Langevin chain (whose diffusion-convention score reading ddpm does not take).
-    "dime-best": Method(_QSM_RECIPE, ("--preset", "best", "--agent.objective", "dime", *_DDPM)),
-    "dacer-best": Method(_QSM_RECIPE, ("--preset", "best", "--agent.objective", "dacer", *_DDPM)),
-    "qvpo-best": Method(_QSM_RECIPE, ("--preset", "best", "--agent.objective", "qvpo")),
-    "sac": Method(_SB3_BASELINE, family="sac"),
-    # sb3-contrib CrossQ with its defaults, by the same baseline script and protocol.
-    "crossq": Method((*_SB3_BASELINE, "--algo", "crossq"), family="sac"),
 }
+
+# The baselines every method is compared with, by benchmarks/sac_baseline.py.
+BASELINES: dict[str, Method] = {
+    "sac": Method((), "SB3 SAC with its defaults", SB3_BASELINE),
+    "crossq": Method(("--algo", "crossq"), "sb3-contrib CrossQ with its defaults", SB3_BASELINE),
+}
+
+# The published online objectives on the best preset.
+OBJECTIVES: dict[str, Method] = {
+    "dime-best": qsm(
+        f"--preset best --agent.objective dime {DDPM}",
+        "DIME's objective on the best preset, acting with DDPM",
+        page="objectives/dime.md",
+    ),
+    "dacer-best": qsm(
+        f"--preset best --agent.objective dacer {DDPM}",
+        "DACER's objective on the best preset, acting with DDPM",
+        page="objectives/dacer.md",
+    ),
+    "qvpo-best": qsm(
+        "--preset best --agent.objective qvpo",
+        "QVPO's objective on the best preset",
+        page="objectives/qvpo.md",
+    ),
+}
+
+# The screens still in use.
+LEVERS = "experiments/2026-12-07-critic-levers.md"
+SCREENS: dict[str, Method] = {
+    "qsm-best-rewnorm": qsm(
+        "--preset best --agent.reward-normalization",
+        "best, learning from rewards divided by their running mean |r|",
+        page=LEVERS,
+    ),
+    "qsm-best-hlgauss": qsm(
+        "--preset best --agent.critic-value-bins 101",
+        "best with a categorical critic over 101 bins, fitted by HL-Gauss cross-entropy",
+        page=LEVERS,
+    ),
+    "qsm-best-bf16": qsm(
+        "--preset best --agent.precision bfloat16", "best in bfloat16 mixed precision", page=LEVERS
+    ),
+    "qsm-crossq-exact": qsm(
+        CROSSQ_EXACT, "the Langevin actor on exactly sb3-contrib CrossQ's critic", page=LEVERS
+    ),
+    "qsm-crossq-exact-bf16": qsm(
+        f"{CROSSQ_EXACT} --agent.precision bfloat16",
+        "qsm-crossq-exact in bfloat16 mixed precision",
+        page=LEVERS,
+    ),
+    "qsm-crossq-w512-d3": qsm(
+        f"{CROSSQ_CRITIC} --agent.critic-hidden 512 512 --agent.actor-every 3",
+        "512-wide CrossQ critics with the policy delay 3 (the width ladder)",
+        page=LEVERS,
+    ),
+    "qsm-best-bro": qsm(
+        "--preset best --agent.critic-hidden 512 --agent.critic-residual-blocks 2",
+        "BRO's critic (a 512-wide LayerNorm layer, 2 residual blocks) under best",
+    ),
+    "qsm-best-utd2-reset": qsm(
+        "--preset best --updates-per-step 2 --agent.reset-every 25000",
+        "best with 2 updates per env step and every network reset each 25k updates",
+    ),
+}
+
+# Screens whose question is answered: runnable still, each with the page that ran it.
+RETIRED: dict[str, Method] = {
+    "qsm-w256": retired(
+        "2026-11-21-variant-screen", REFERENCE_W256, "the reference with 256-wide nets"
+    ),
+    "qsm-w256-norm": retired(
+        "2026-11-21-variant-screen",
+        f"{REFERENCE_W256} --agent.qsm.grad-normalization batch_mean"
+        " --agent.qsm.clip-actions-for-grad --agent.critic-layer-norm",
+        "qsm-w256 with batch-mean gradient normalisation, clipped actions, LayerNorm critics",
+    ),
+    "qsm-w256-langevin": retired(
+        "2026-11-21-variant-screen",
+        f"{REFERENCE_W256} {LANGEVIN}",
+        "qsm-w256 acting, and drawing target actions, by 10 Langevin steps",
+    ),
+    "qsm-crossq-t3-d3": retired(
+        "2026-11-22-critic-screen",
+        f"{REFERENCE_W256} {LANGEVIN} {CROSSQ_T3} --agent.actor-every 3",
+        "qsm-crossq-t3 with CrossQ's policy delay 3",
+    ),
+    "qsm-best-adaptive": retired(
+        "2026-11-22-hopper-plateau",
+        f"{CROSSQ_CRITIC} --agent.alpha-target-std 0.089",
+        "crossq-critic with alpha tuned online to an action spread of 0.089",
+    ),
+    "qsm-best-gradnorm": retired(
+        "2026-11-22-hopper-plateau",
+        f"{CROSSQ_CRITIC} --agent.qsm.grad-normalization batch_mean",
+        "crossq-critic with batch-mean gradient normalisation",
+    ),
+    "qsm-best-trained": retired(
+        "2026-11-22-hopper-plateau",
+        f"{CROSSQ_CRITIC} --agent.langevin-score trained",
+        "crossq-critic reading the score as trained (alpha means exp(alpha Q))",
+    ),
+    "qsm-best-adaptive-wide": retired(
+        "2026-11-22-hopper-plateau",
+        f"{CROSSQ_CRITIC} --agent.alpha-target-std 0.3",
+        "qsm-best-adaptive aiming at a spread of 0.3",
+    ),
+    "qsm-best-adaptive-chain": retired(
+        "2026-11-22-hopper-plateau",
+        f"{CROSSQ_CRITIC} --agent.alpha-target-std 0.089 --agent.alpha-control chain",
+        "qsm-best-adaptive with the tuned alpha as the chains' temperature",
+    ),
+    "qsm-best-t10": retired(
+        "2026-11-22-hopper-plateau",
+        f"{CROSSQ_CRITIC} --agent.target-sampler-steps 10",
+        "crossq-critic with 10 target steps",
+    ),
+    "qsm-best-critic-adam": retired(
+        "2026-11-22-hopper-plateau",
+        f"{CROSSQ_CRITIC} --agent.critic-lr 3e-4 --agent.critic-betas 0.9 0.999",
+        "crossq-critic with the reference critic's Adam",
+    ),
+    "qsm-polyak-crossq-adam": retired(
+        "2026-12-04-polyak-critics",
+        "--preset langevin-t3 --agent.critic-lr 1e-3 --agent.critic-betas 0.5 0.999",
+        "langevin-t3 with CrossQ's Adam",
+    ),
+    "qsm-polyak-ln-crossq-adam": retired(
+        "2026-12-04-polyak-critics",
+        "--preset langevin-t3 --agent.critic-layer-norm --agent.critic-lr 1e-3"
+        " --agent.critic-betas 0.5 0.999",
+        "qsm-polyak-crossq-adam with LayerNorm: now the best preset, its runs under qsm-best",
+    ),
+    "qsm-ln-no-target": retired(
+        "2026-12-04-polyak-critics",
+        "--preset polyak-ln --agent.no-critic-target-network",
+        "the LayerNorm critic trained by CrossQ's loss, without a target network",
+    ),
+    "qsm-ln-no-target-input-renorm": retired(
+        "2026-12-05-input-renorm",
+        "--preset polyak-ln --agent.no-critic-target-network --agent.critic-input-renorm",
+        "qsm-ln-no-target with its input batch-renormalised",
+    ),
+    "qsm-polyak-ln-input-renorm": retired(
+        "2026-12-05-input-renorm",
+        "--preset polyak-ln --agent.critic-input-renorm",
+        "polyak-ln with its critic's input batch-renormalised",
+    ),
+}
+
+CURRENT: dict[str, Method] = {**PRESET_METHODS, **BASELINES, **OBJECTIVES, **SCREENS}
+METHODS: dict[str, Method] = {**CURRENT, **RETIRED}
+PLOTTED = (*PRESET_METHODS, *BASELINES)
+"""The methods a suite's plots draw unless others are asked for."""
+
+
+def page_name(page: str) -> str:
+    """A page's name: its file name without .md (2026-12-04-polyak-critics, dime)."""
+    return Path(page).stem
+
+
+def screen_methods(page: str) -> list[str]:
+    """The methods whose page has this name (or path)."""
+    return [
+        m for m, spec in METHODS.items() if spec.page and page_name(spec.page) == page_name(page)
+    ]
+
+
+SECTIONS = {
+    "Presets (as their results were run)": PRESET_METHODS,
+    "Baselines": BASELINES,
+    "Online objectives": OBJECTIVES,
+    "Screens in use": SCREENS,
+    "Retired screens": RETIRED,
+}
+
+
+def method_table() -> str:
+    """The tables above as text: each method and what it runs, under the page that reports it."""
+    width = max(map(len, METHODS))
+    lines = []
+    for title, table in SECTIONS.items():
+        lines.append(f"{title}:")
+        by_page = any(spec.page for spec in table.values())
+        for page, names in itertools.groupby(table, key=lambda m: table[m].page):
+            if by_page:
+                lines.append(f"  docs/{page}:" if page else "  not on a page yet:")
+            for name in names:
+                spec = table[name]
+                presets = f" (preset {', '.join(spec.presets)})" if spec.presets else ""
+                lines.append(f"{'    ' if by_page else '  '}{name:<{width}}  {spec.about}{presets}")
+    return "\n".join(lines)
 
 
 def build_command(
@@ -246,10 +308,10 @@ def build_command(
 ) -> list[str]:
     """The argv of one new run (a resume appends --resume)."""
     spec = METHODS[method]
-    script = REPO / spec.prefix[0].format(suite=suite)
+    script = REPO / spec.script.format(suite=suite)
     if not script.is_file():
         raise FileNotFoundError(f"method {method!r} on suite {suite!r} needs {script}")
     passthrough = sac_extra if spec.family == "sac" else extra
-    cmd = [sys.executable, str(script), *spec.prefix[1:]]
+    cmd = [sys.executable, str(script)]
     cmd += ["--env", env, "--steps", str(steps), "--seed", str(seed), "--run-dir", str(run_dir)]
     return cmd + ["--threads", str(threads), "--no-progress", *spec.flags, *passthrough]

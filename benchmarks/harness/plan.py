@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Literal, NamedTuple
 
 from harness.claim import is_claimed
+from harness.cli import BadInput, check_at_least, check_listed
 from harness.collect import read_eval
 from harness.methods import METHODS, REPO, build_command
 
@@ -29,7 +31,7 @@ class Sweep:
     envs: tuple[str, ...] = ("Hopper-v5",)
     """Environments of the suite."""
     methods: tuple[str, ...] = ("qsm-reference", "sac")
-    """Names in harness/methods.py: qsm-reference, the qsm-w256* variants, sac, crossq."""
+    """Names in harness/methods.py (`python benchmarks/learning.py methods` lists them)."""
     seeds: tuple[int, ...] = (0, 1, 2)
     """Seeds of every env x method (the protocol asks for at least 3)."""
     steps: int = 100_000
@@ -97,31 +99,81 @@ def decide(run_dir: Path, steps: int, busy: bool = False) -> Decision:
     return "fresh"
 
 
-def check_env(suite: str, env: str) -> None:
-    """An env belongs to the suite whose registry names it, gymnasium's or DeepMind Control's
-    task list; gymnasium's wins, as in `diffpolicy.rl.make_env`."""
+def check_methods(methods: Sequence[str]) -> None:
+    """BadInput unless every name is a method of harness/methods.py."""
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        s = "s" if len(unknown) > 1 else ""
+        raise BadInput(
+            f"--methods {' '.join(unknown)}: unknown method{s} "
+            "(python benchmarks/learning.py methods lists them)"
+        )
+
+
+def _in_suite(suite: str, env: str) -> bool:
+    """Whether env belongs to the suite whose registry names it, gymnasium's or DeepMind
+    Control's task list; gymnasium's wins, as in `diffpolicy.rl.make_env`."""
     import gymnasium
 
-    if suite == "dmc":
+    if suite == "mujoco":
+        return env in gymnasium.registry
+    try:
         from diffpolicy.rl.dmc import DMC_TASKS
+    except ImportError as err:
+        raise BadInput(f"--suite dmc: needs dm_control (pip install -e '.[dmc]'): {err}") from None
+    return env in DMC_TASKS and env not in gymnasium.registry
 
-        known = env in DMC_TASKS and env not in gymnasium.registry
-    else:
-        known = env in gymnasium.registry
-    if not known:
-        raise ValueError(f"{env!r} does not belong to suite {suite!r}")
+
+def check_env(suite: str, env: str) -> None:
+    """BadInput unless env belongs to the suite."""
+    if _in_suite(suite, env):
+        return
+    other = "dmc" if suite == "mujoco" else "mujoco"
+    try:
+        elsewhere = _in_suite(other, env)
+    except BadInput:  # dm_control is not installed
+        elsewhere = False
+    if elsewhere:
+        raise BadInput(f"--envs {env}: an env of suite {other}, not {suite} (--suite {other})")
+    kind = "a gymnasium id" if suite == "mujoco" else "a DeepMind Control domain-task"
+    raise BadInput(f"--envs {env}: not an env of suite {suite} ({kind})")
+
+
+def check_root(flag: str, root: Path) -> None:
+    """BadInput unless the folder exists or can be created: its nearest existing ancestor (or
+    itself) must be a folder that this process can write in."""
+    existing = next(p for p in (root, *root.parents) if (REPO / p).exists())
+    if not (REPO / existing).is_dir():
+        raise BadInput(f"{flag} {root}: {existing} is not a folder")
+    if existing != root and not os.access(REPO / existing, os.W_OK | os.X_OK):
+        raise BadInput(f"{flag} {root}: cannot create folders in {existing}")
+
+
+def _split(flag: str, text: str) -> list[str]:
+    try:
+        return shlex.split(text)
+    except ValueError as err:
+        raise BadInput(f"{flag} {text!r}: not a shell-quoted list of flags ({err})") from None
+
+
+def check_sweep(sweep: Sweep) -> None:
+    """Every check that needs no run: BadInput names the first flag that is wrong."""
+    for flag in ("envs", "methods", "seeds"):
+        check_listed(f"--{flag}", getattr(sweep, flag))
+    check_methods(sweep.methods)
+    for env in sweep.envs:
+        check_env(sweep.suite, env)
+    check_at_least("--seeds", sweep.seeds, 0)
+    check_at_least("--steps", [sweep.steps], 1)
+    check_at_least("--threads", [sweep.threads], 1)
+    check_root("--runs-root", sweep.runs_root)
+    check_root("--results-root", sweep.results_root)
 
 
 def plan(sweep: Sweep) -> list[tuple[Job, Decision]]:
     """One job per env x method x seed with its decision now (`launch` decides again)."""
-    if sweep.threads < 1 or sweep.steps < 1:
-        raise ValueError("--threads and --steps must be >= 1")
-    unknown = [m for m in sweep.methods if m not in METHODS]
-    if unknown:
-        raise ValueError(f"unknown methods {unknown}; known: {', '.join(METHODS)}")
-    for env in sweep.envs:
-        check_env(sweep.suite, env)
-    extra, sac_extra = shlex.split(sweep.extra), shlex.split(sweep.sac_extra)
+    check_sweep(sweep)
+    extra, sac_extra = _split("--extra", sweep.extra), _split("--sac-extra", sweep.sac_extra)
     planned = []
     for env in sweep.envs:
         for method in sweep.methods:

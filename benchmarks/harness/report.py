@@ -106,7 +106,7 @@ def _speed_section(groups: Sequence[Group]) -> list[str]:
         "launched by the harness; mean ± std over seeds, and the ratio to SAC's mean on the same "
         "env. The ratio is side by side only where the runs shared one machine at one time: "
         "results gathered over several sessions mix machines and loads. "
-        "benchmarks/update_speed.py times the agents side by side in one process."
+        "`python benchmarks/speed.py update` times the agents side by side in one process."
     )
     body = []
     for g in speed:

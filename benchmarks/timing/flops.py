@@ -1,6 +1,6 @@
 """How close one QSM update comes to this machine's matmul throughput (one thread).
 
-    python benchmarks/update_flops.py [--presets reference best] [--repeats 30]
+    python benchmarks/speed.py flops [--presets reference best] [--repeats 30]
 
 Counts the floating-point work of one `Agent.update` (Hopper-v5 sizes, batch 256) for each
 preset, times the update (median of repeats), and compares the achieved rate with a plain matmul
@@ -22,14 +22,14 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
-import tyro
 from torch.utils.flop_counter import FlopCounterMode
 
 from diffpolicy.nets import frozen
 from diffpolicy.objectives import crossq_td_loss, td_loss
 from diffpolicy.objectives.common import noised_actions
-from diffpolicy.rl import Agent, ReplayBuffer
+from diffpolicy.rl import Agent
 from diffpolicy.rl.presets import MUJOCO_PRESETS as PRESETS
+from timing.common import ACT_DIM, BATCH, OBS_DIM, filled_buffer, random_transitions
 
 
 @dataclass
@@ -93,25 +93,19 @@ def update_flops(agent: Agent, batch) -> int:
 def main(args: Args) -> None:
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    buffer = ReplayBuffer(11, 3, 10_000)
-    for _ in range(1000):
-        buffer.add(torch.randn(11), torch.rand(3) * 2 - 1, 0.0, torch.randn(11), False, False)
+    buffer = filled_buffer(random_transitions())
     print("| preset | GFLOP per update | ms per update | GFLOP/s | matmul GFLOP/s | share |")
     print("|---|---|---|---|---|---|")
     for name in args.presets:
-        agent = Agent(11, 3, PRESETS[name]().agent)
+        agent = Agent(OBS_DIM, ACT_DIM, PRESETS[name]().agent)
         width = max(agent.cfg.actor_hidden + agent.cfg.critic_hidden)
-        a, b = torch.randn(256, width), torch.randn(width, width)
-        peak = 2 * 256 * width * width / median_seconds(lambda a=a, b=b: a @ b, 200)
-        flops = update_flops(agent, buffer.sample(256))
+        a, b = torch.randn(BATCH, width), torch.randn(width, width)
+        peak = 2 * BATCH * width * width / median_seconds(lambda a=a, b=b: a @ b, 200)
+        flops = update_flops(agent, buffer.sample(BATCH))
         agent.zero_grad(set_to_none=True)
-        seconds = median_seconds(lambda ag=agent: ag.update(buffer.sample(256)), args.repeats)
+        seconds = median_seconds(lambda ag=agent: ag.update(buffer.sample(BATCH)), args.repeats)
         rate = flops / seconds
         print(
             f"| {name} | {flops / 1e9:.3f} | {seconds * 1e3:.1f} | {rate / 1e9:.1f} | "
             f"{peak / 1e9:.1f} | {rate / peak:.0%} |"
         )
-
-
-if __name__ == "__main__":
-    main(tyro.cli(Args, description=__doc__))

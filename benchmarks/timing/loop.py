@@ -1,7 +1,7 @@
 """Whole-loop env steps per second: the QSM loop against SB3 SAC, over a window after warm-up.
 
-    .venv/bin/python benchmarks/loop_speed.py --env Hopper-v5 --warmup 1000 --window 2000
-    .venv/bin/python benchmarks/loop_speed.py --qsm-diffusion-steps 5 10
+    python benchmarks/speed.py loop --env Hopper-v5 --warmup 1000 --window 2000
+    python benchmarks/speed.py loop --qsm-diffusion-steps 5 10
 
 Each method runs its real training loop once, one after the other in this process, with one
 torch thread: the QSM reference preset through `diffpolicy.rl.train` (optionally at other numbers
@@ -21,19 +21,15 @@ from __future__ import annotations
 import csv
 import math
 import os
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import tyro
+import sac_baseline
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # sac_baseline, next to this file
-
-import sac_baseline  # noqa: E402
-
-from diffpolicy.rl import AgentConfig, TrainConfig, train  # noqa: E402
-from diffpolicy.rl.rates import whole_loop_rate  # noqa: E402
+from diffpolicy.rl import AgentConfig, TrainConfig, train
+from diffpolicy.rl.rates import whole_loop_rate
+from harness.cli import BadInput
 
 
 @dataclass
@@ -66,49 +62,40 @@ def window_rate(metrics: Path, warmup: int) -> float:
     return rate
 
 
-def time_qsm(args: Args, k: int, root: Path) -> float:
+def _budget(args: Args) -> dict:
+    """What both loops share: the budget, warm-up, logging, and no evaluation or checkpoint."""
     steps = args.warmup + args.window
-    cfg = TrainConfig(
+    return dict(
         env=args.env,
         steps=steps,
         seed=args.seed,
-        run_dir=root / f"qsm-K{k}",
         threads=args.threads,
-        warmup_steps=args.warmup,
         eval_every=steps + 1,
         eval_episodes=1,
         checkpoint_every=steps + 1,
         log_every=math.gcd(args.warmup, args.window),
         progress=False,
-        agent=AgentConfig(diffusion_steps=k),
     )
-    run_dir = train(cfg)
-    return window_rate(run_dir / "metrics.csv", args.warmup)
+
+
+def time_qsm(args: Args, k: int, root: Path) -> float:
+    cfg = TrainConfig(
+        run_dir=root / f"qsm-K{k}",
+        warmup_steps=args.warmup,
+        agent=AgentConfig(diffusion_steps=k),
+        **_budget(args),
+    )
+    return window_rate(train(cfg) / "metrics.csv", args.warmup)
 
 
 def time_sac(args: Args, root: Path) -> float:
-    steps = args.warmup + args.window
-    cfg = sac_baseline.SACConfig(
-        env=args.env,
-        steps=steps,
-        seed=args.seed,
-        run_dir=root / "sac",
-        learning_starts=args.warmup,
-        eval_every=steps + 1,
-        eval_episodes=1,
-        checkpoint_every=steps + 1,
-        log_every=math.gcd(args.warmup, args.window),
-        threads=args.threads,
-        progress=False,
-    )
-    run_dir = sac_baseline.train(cfg)
-    return window_rate(run_dir / "metrics.csv", args.warmup)
+    cfg = sac_baseline.SACConfig(run_dir=root / "sac", learning_starts=args.warmup, **_budget(args))
+    return window_rate(sac_baseline.train(cfg) / "metrics.csv", args.warmup)
 
 
-def main() -> None:
-    args = tyro.cli(Args, description=__doc__)
+def main(args: Args) -> None:
     if args.window < 1 or args.warmup < 0:
-        raise SystemExit("--window must be >= 1 and --warmup >= 0")
+        raise BadInput("--window must be >= 1 and --warmup >= 0")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(
         f"{args.env}: {args.window} steps after a {args.warmup}-step warm-up, "
@@ -132,7 +119,3 @@ def main() -> None:
     for name, rate in rates.items():
         ratio = f"{rate / rates['sac']:.2f}" if "sac" in rates else "-"
         print(f"| {name:{width}} | {rate:7.1f} | {1000 / rate:7.2f} | {ratio:>10} |")
-
-
-if __name__ == "__main__":
-    main()

@@ -1,8 +1,8 @@
-"""What one checkpoint of the replay buffer costs, before and after issue 16 (README, "Replay
-buffer checkpoints").
+"""What one checkpoint of the replay buffer costs, before and after issue 16 (the chunked replay
+checkpoints of docs/reliability.md).
 
-    python benchmarks/buffer_checkpoint_cost.py                       # Humanoid sizes
-    python benchmarks/buffer_checkpoint_cost.py --sizes 10000 100000 --obs-dim 11 --act-dim 3
+    python benchmarks/speed.py checkpoint                       # Humanoid sizes
+    python benchmarks/speed.py checkpoint --sizes 10000 100000 --obs-dim 11 --act-dim 3
 
 For each size N a synthetic buffer of N transitions (random values; capacity N, as a run of N
 steps allocates) is saved as a checkpoint saves it:
@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import tyro
 
 from diffpolicy.rl.buffer import ReplayBuffer
 from diffpolicy.rl.chunks import ChunkedRing
@@ -98,7 +97,3 @@ def main(args: Args) -> None:
             after_s, after_bytes = save_after(buffer, Path(tmp) / "replay", min(args.new, size))
         print(f"{size},{before_bytes},{before_s:.3f},{after_bytes},{after_s:.3f}", flush=True)
         del buffer
-
-
-if __name__ == "__main__":
-    main(tyro.cli(Args, description=__doc__))

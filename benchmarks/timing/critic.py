@@ -1,8 +1,8 @@
 """Forward and backward of the critic ensemble alone, plain against batch-renormalised.
 
-    python benchmarks/critic_speed.py                    # plain, batch renorm
-    python benchmarks/critic_speed.py --base 4a96ca4     # + batch renorm as at that revision
-    python benchmarks/critic_speed.py --compile          # + batch renorm under torch.compile
+    python benchmarks/speed.py critic                    # plain, batch renorm
+    python benchmarks/speed.py critic --base 4a96ca4     # + batch renorm as at that revision
+    python benchmarks/speed.py critic --compile          # + batch renorm under torch.compile
 
 Hopper-v5 sizes (obs 11, act 3), two 256-wide members, 512 rows (CrossQ's joint batch of current
 and next state-actions), training mode, one torch thread. Timed by this thread's CPU time in
@@ -13,19 +13,17 @@ from __future__ import annotations
 
 import importlib.util
 import statistics
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import tyro
 
 import diffpolicy.nets.critic as critic_module
 from diffpolicy.nets.critic import CriticEnsemble
+from timing.common import git_output
 
-REPO = Path(__file__).resolve().parent.parent
 RENORM = "diffpolicy/nets/batch_renorm.py"
 
 
@@ -43,11 +41,7 @@ class Args:
 def _renorm_at(rev: str, into: Path):
     """`EnsembleBatchRenorm` as the file stood at `rev`."""
     path = into / "batch_renorm_base.py"
-    text = subprocess.run(
-        ["git", "-C", str(REPO), "show", f"{rev}:{RENORM}"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    path.write_text(text)
+    path.write_bytes(git_output(rev, "show", f"{rev}:{RENORM}"))
     spec = importlib.util.spec_from_file_location("batch_renorm_base", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -59,8 +53,7 @@ def _critic(batch_renorm: bool) -> CriticEnsemble:
     return CriticEnsemble(11, 3, 2, (256, 256), batch_renorm=batch_renorm).train()
 
 
-def main() -> None:
-    args = tyro.cli(Args, description=__doc__)
+def main(args: Args) -> None:
     torch.set_num_threads(1)
     critics = {"plain": _critic(False), "batch renorm": _critic(True)}
     if args.compile:
@@ -93,7 +86,3 @@ def main() -> None:
     for name, values in times.items():
         ms = statistics.median(values)
         print(f"{name:<40}{ms:>8.2f}{ms / plain:>9.2f}")
-
-
-if __name__ == "__main__":
-    main()
