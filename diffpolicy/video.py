@@ -6,7 +6,8 @@
 RUN_DIR is a run directory (its latest checkpoint) or a policy file from `save_policy`. Works for
 gymnasium MuJoCo tasks (the task's own camera) and DeepMind Control (camera 0), rendered with
 MuJoCo's EGL backend (MUJOCO_GL=egl unless set otherwise) and written by imageio's ffmpeg plugin
-(`pip install "imageio[ffmpeg]"`, the `video` extra).
+(`pip install "imageio[ffmpeg]"`, the `video` extra). Other environments are refused, and so is
+any other bad input, in one `error: ...` line.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")  # before anything imports mujoco: no display needed
 
+import contextlib  # noqa: E402
 from collections.abc import Callable, Iterator  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -22,11 +24,14 @@ from pathlib import Path  # noqa: E402
 import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
 import tyro  # noqa: E402
+from gymnasium.envs.mujoco import MujocoEnv  # noqa: E402
 
 from diffpolicy.rl.cli import parse  # noqa: E402
 from diffpolicy.rl.envs import make_env  # noqa: E402
 from diffpolicy.rl.errors import one_line_errors  # noqa: E402
+from diffpolicy.rl.files import make_folder  # noqa: E402
 from diffpolicy.rl.pretrained import TrainedPolicy, load_policy  # noqa: E402
+from diffpolicy.rl.validation import ConfigError, at_least  # noqa: E402
 
 BLOCK = 16
 """Video encoders work in 16-pixel blocks: other sizes would be rescaled."""
@@ -53,17 +58,19 @@ class VideoArgs:
     strip_frames: int = 6
     env: str | None = None
     """Trust this env id where the policy names one with a module part ("module:Id"), which
-    gymnasium imports to build it; the policy's file alone never makes us import a module."""
+    gymnasium imports to build it; the policy's file alone never makes us import a module. It
+    must be the policy's env."""
 
     def __post_init__(self) -> None:
         for name in ("width", "height"):
             value = getattr(self, name)
             if value < BLOCK or value % BLOCK:
-                raise ValueError(f"{name} = {value}: must be a positive multiple of {BLOCK}")
-        if self.episodes < 1 or self.strip_frames < 1:
-            raise ValueError("episodes and strip_frames must be >= 1")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise ValueError(f"max_steps = {self.max_steps}: must be >= 1")
+                raise ConfigError(f"{name} = {value}: must be a positive multiple of {BLOCK}")
+        at_least("episodes", self.episodes, 1)
+        at_least("strip_frames", self.strip_frames, 1)
+        if self.max_steps is not None:
+            at_least("max_steps", self.max_steps, 1)
+        at_least("seed", self.seed, 0)  # gymnasium refuses negative seeds
 
 
 @dataclass
@@ -84,8 +91,13 @@ def render_env(policy: TrainedPolicy, width: int, height: int) -> tuple[gym.Env,
     dmc = getattr(env.unwrapped, "dmc_env", None)
     if dmc is not None:  # DeepMind Control: its physics renders itself
         return env, lambda: dmc.physics.render(height=height, width=width, camera_id=0)
-    spec = env.spec
+    spec, mujoco = env.spec, isinstance(env.unwrapped, MujocoEnv)
     env.close()
+    if not mujoco:  # others render at sizes of their own, if at all (classic control: pygame)
+        raise ConfigError(
+            f"cannot record {cfg.env}: the video command renders MuJoCo tasks only (gymnasium's "
+            "MuJoCo environments and DeepMind Control)"
+        )
     env = gym.make(spec, render_mode="rgb_array", width=width, height=height)
     return env, env.render
 
@@ -119,17 +131,39 @@ def episode_frames(
         recording.returns.append(ret)
 
 
+def _imageio():
+    try:
+        import imageio.v2 as imageio  # an optional dependency, the video extra
+    except ImportError as err:
+        raise ConfigError(
+            'the video command needs imageio and its ffmpeg plugin: pip install "imageio[ffmpeg]"'
+        ) from err
+    return imageio
+
+
+@contextlib.contextmanager
+def _writing(name: str, path: Path) -> Iterator[None]:
+    """One line naming the flag for an output that cannot be written: a folder that cannot be
+    created, a format imageio does not write, a missing plugin."""
+    try:
+        make_folder(path.parent)
+        yield
+    except (OSError, RuntimeError, ValueError, ImportError) as err:
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else err
+        raise ConfigError(f"{name} = {str(path)!r}: cannot write it ({reason})") from err
+
+
 def record(args: VideoArgs) -> Recording:
     """Write the video (and the strip) that `args` describes."""
-    import imageio.v2 as imageio  # the ffmpeg plugin is an optional dependency
-
+    imageio = _imageio()
     policy = load_policy(args.source, env=args.env)
     env, render = render_env(policy, args.width, args.height)
     recording, first_episode = Recording(), []
     try:
         fps = frames_per_second(env, policy.config.action_repeat)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        with imageio.get_writer(args.out, format="FFMPEG", fps=fps) as writer:
+        with _writing("out", args.out):  # before any frame is rendered
+            writer = imageio.get_writer(args.out, format="FFMPEG", fps=fps)
+        with writer:
             for frame in episode_frames(policy, env, render, args, recording):
                 writer.append_data(frame)
                 recording.frames += 1
@@ -144,11 +178,9 @@ def record(args: VideoArgs) -> Recording:
 
 def write_strip(frames: list[np.ndarray], path: Path, count: int) -> None:
     """`count` evenly spaced frames, first and last included, side by side in one PNG."""
-    import imageio.v2 as imageio
-
     picks = np.linspace(0, len(frames) - 1, min(count, len(frames))).round().astype(int)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    imageio.imwrite(path, np.concatenate([frames[i] for i in picks], axis=1))
+    with _writing("strip", path):
+        _imageio().imwrite(path, np.concatenate([frames[i] for i in picks], axis=1))
 
 
 def main(argv: list[str] | None = None) -> Recording:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_runs import register_faulty_env, tiny_config
 
 from diffpolicy.rl import ReplayBuffer, TrainConfig, train
 from diffpolicy.rl.agent import AgentConfig
@@ -33,6 +34,7 @@ TINY = [
     "--checkpoint-every", "60", "--agent.actor-hidden", "16", "16",
     "--agent.critic-hidden", "16", "16", "--agent.batch-size", "16", "--no-progress",
 ]  # fmt: skip
+SHORT = ["--steps", "120", *TINY]  # where a case, had it not been refused, would train
 
 
 @pytest.fixture(scope="module")
@@ -239,17 +241,49 @@ def _load_recipe(name: str):
     return module
 
 
-# --- run directories ----------------------------------------------------------------------------
-@case("run-dir-empty")
-def _(ctx: Ctx) -> str:
-    cwd = os.getcwd()
-    os.chdir(ctx.tmp)  # where an empty --run-dir would have put the run
+# --- environments and sizes, checked before the run directory is written -----------------------
+FAULTY_ENV_CASES = {
+    "env-2d-observations": "DiffpolicyTest2DObs-v0",
+    "env-nan-observation": "DiffpolicyTestNaNObs-v0",
+    "env-nan-reward": "DiffpolicyTestNaNReward-v0",
+}
+for _name, _env in FAULTY_ENV_CASES.items():
+    case(_name)(lambda ctx, env=_env: ctx.new_run("--env", register_faulty_env(env), *SHORT))
+
+
+def _with_memory(ctx: Ctx, *args: str) -> str:
+    """A new run on a machine with 16 GiB of memory available."""
+    from diffpolicy.rl import memory
+
+    real = memory.available_memory
+    memory.available_memory = lambda device: 16 * 2**30
     try:
-        message = ctx.recipe("--run-dir", "", "--steps", "60", *TINY)
+        return ctx.new_run(*TINY, *args)
+    finally:
+        memory.available_memory = real
+
+
+case("batch-beyond-memory")(lambda ctx: _with_memory(ctx, "--agent.batch-size", str(2 * 10**7)))
+case("batch-absurd")(lambda ctx: _with_memory(ctx, "--agent.batch-size", str(10**20)))
+
+
+# --- run directories ----------------------------------------------------------------------------
+def _in_scratch(ctx: Ctx, run_dir: str) -> str:
+    """A new run whose --run-dir is relative to the scratch folder, which must stay empty."""
+    cwd = os.getcwd()
+    os.chdir(ctx.tmp)
+    try:
+        message = ctx.recipe("--run-dir", run_dir, "--steps", "60", *TINY)
     finally:
         os.chdir(cwd)
     assert os.listdir(ctx.tmp) == []
     return message
+
+
+case("run-dir-empty")(lambda ctx: _in_scratch(ctx, ""))  # would be the current folder
+case("run-dir-name-too-long")(lambda ctx: _in_scratch(ctx, "a" * 300))
+case("run-dir-path-too-long")(lambda ctx: _in_scratch(ctx, "/".join(["b" * 200] * 25)))
+case("run-dir-not-utf8")(lambda ctx: _in_scratch(ctx, os.fsdecode(b"run\xff")))
 
 
 @case("run-exists")
@@ -264,6 +298,13 @@ def _(ctx: Ctx) -> str:
     (ctx.run / "eval.csv").write_text("step,return_mean\n5000,12.5\n")
     (ctx.run / "metrics.csv").write_text("step,sps\n5000,30\n")
     return ctx.new_run(*TINY)
+
+
+@case("foreign-value-bias")
+def _(ctx: Ctx) -> str:
+    ctx.run.mkdir()
+    (ctx.run / "value_bias.csv").write_text("step,q_mean\n5000,12.5\n")
+    return ctx.new_run(*SHORT)
 
 
 @case("run-dir-is-a-file")
@@ -493,10 +534,11 @@ def _no_space(*args):
 
 
 # --- python -m diffpolicy.video -----------------------------------------------------------------
-def _video(ctx: Ctx, *args: str) -> str:
+def _video(ctx: Ctx, *args: str, out: Path | None = None) -> str:
     from diffpolicy import video
 
-    return ctx.recipe(main=lambda: video.main([*args, "--out", str(ctx.tmp / "policy.mp4")]))
+    out = out or ctx.tmp / "policy.mp4"
+    return ctx.recipe(main=lambda: video.main([*args, "--out", str(out)]))
 
 
 @case("video-bad-width")
@@ -507,6 +549,48 @@ def _(ctx: Ctx) -> str:
 @case("video-no-run")
 def _(ctx: Ctx) -> str:
     return _video(ctx, str(ctx.run))
+
+
+@case("video-negative-seed")
+def _(ctx: Ctx) -> str:
+    return _video(ctx, str(ctx.base), "--seed", "-1")
+
+
+@case("video-no-episodes")
+def _(ctx: Ctx) -> str:
+    return _video(ctx, str(ctx.base), "--episodes", "0")
+
+
+@case("video-non-mujoco")
+def _(ctx: Ctx) -> str:
+    train(tiny_config(ctx.run, "Pendulum-v1", steps=60))
+    return _video(ctx, str(ctx.run))
+
+
+@case("video-other-env")
+def _(ctx: Ctx) -> str:
+    ctx.copy_run()
+    return _video(ctx, str(ctx.run), "--env", "Walker2d-v5")
+
+
+@case("video-out-unwritable")
+def _(ctx: Ctx) -> str:
+    ctx.run.write_text("a file, where the video's folder would go")
+    return _video(ctx, str(ctx.base), out=ctx.run / "policy.mp4")
+
+
+@case("video-without-imageio")
+def _(ctx: Ctx) -> str:
+    saved = {name: sys.modules.get(name) for name in ("imageio", "imageio.v2")}
+    sys.modules.update(dict.fromkeys(saved))  # None in sys.modules: the import fails
+    try:
+        return _video(ctx, str(ctx.base))
+    finally:
+        for name, module in saved.items():
+            if module is None:
+                sys.modules.pop(name)
+            else:
+                sys.modules[name] = module
 
 
 @case("video-policy-imports-module")

@@ -281,11 +281,14 @@ def test_dmc_cheetah_run():
     assert time.perf_counter() - start < 20
 
 
-def test_dmc_snapshot_restores_rng_only(tmp_path):
+def test_a_snapshot_without_the_episode_restores_rng_only(tmp_path):
+    """A checkpoint written before episodes were recorded: the caller must reset, and the next
+    episode starts as it would have."""
     pytest.importorskip("dm_control")
     env = make_env("cheetah-run")
     env.reset(seed=3)
     snap = env.snapshot()
+    del snap["episode"]
     torch.save(snap, tmp_path / "snap.pt")
     snap = torch.load(tmp_path / "snap.pt", weights_only=True)
     first, _ = env.reset()  # the next episode's start
@@ -365,6 +368,33 @@ def _elapsed(env) -> int:
             return inner._elapsed_steps
         inner = inner.env
     raise AssertionError("no TimeLimit wrapper")
+
+
+@pytest.mark.parametrize("name", ["Pendulum-v1", "cheetah-run"])
+def test_a_snapshot_without_simulator_state_replays_the_episode_in_progress(name, tmp_path):
+    """Pendulum and DeepMind Control save no simulator state: a restore replays the episode from
+    how it began (here an unseeded reset, from the random state) and its actions, and the
+    episode, then the next one, go on as they would have."""
+    if name == "cheetah-run":
+        pytest.importorskip("dm_control")
+    env = make_env(name)
+    dim = env.action_space.shape[0]
+    env.reset(seed=3)
+    env.reset()
+    for a in _actions(5, dim=dim):
+        env.step(a)
+    torch.save(env.snapshot(), tmp_path / "snap.pt")
+    expected = [env.step(a)[:2] for a in _actions(4, offset=5, dim=dim)]
+    fresh = make_env(name)
+    fresh.reset(seed=99)
+    assert fresh.restore(torch.load(tmp_path / "snap.pt", weights_only=True)) is True
+    got = [fresh.step(a)[:2] for a in _actions(4, offset=5, dim=dim)]
+    for (o1, r1), (o2, r2) in zip(expected, got, strict=True):
+        np.testing.assert_array_equal(o1, o2)
+        assert r1 == r2
+    np.testing.assert_array_equal(env.reset()[0], fresh.reset()[0])
+    env.close()
+    fresh.close()
 
 
 # --- make_env: gymnasium's registry first (issue 15.6) -------------------------------------------

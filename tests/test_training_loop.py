@@ -141,26 +141,57 @@ def test_same_seed_same_evaluation_returns(uninterrupted: Path, tmp_path: Path):
     assert [r["return_mean"] for r in read_csv(other / "eval.csv")] != returns
 
 
-def test_stopped_and_resumed_run_ends_in_the_same_state(uninterrupted: Path, tmp_path: Path):
-    """Stop mid-episode at step 170 (not a checkpoint multiple), resume to 300: every tensor of the
-    final checkpoint (nets, targets, Adam moments, replay, RNGs, env state) equals the
-    uninterrupted run's, and so do the logs, but for the evaluation that ended the first budget
-    (evaluating does not touch the training RNGs)."""
-    run = tmp_path / "resumed"
-    train(tiny(run, steps=170))
-    train(tiny(run, steps=300, resume=True))
+def assert_same_run(run: Path, full: Path, stopped_at: int) -> None:
+    """`run`, stopped at step `stopped_at` and resumed, ends as the uninterrupted `full`: every
+    tensor of the final checkpoint (nets, targets, Adam moments, replay, RNGs, env state) and the
+    logs, but for the evaluation that ended the first budget (evaluating does not touch the
+    training RNGs)."""
     assert_same_state(
-        load_checkpoint(run / "checkpoint.pt"), load_checkpoint(uninterrupted / "checkpoint.pt")
+        load_checkpoint(run / "checkpoint.pt"), load_checkpoint(full / "checkpoint.pt")
     )
     for name in ("eval.csv", "train_episodes.csv"):
         rows = [{k: v for k, v in r.items() if k != "wall_time"} for r in read_csv(run / name)]
-        full = [
-            {k: v for k, v in r.items() if k != "wall_time"} for r in read_csv(uninterrupted / name)
-        ]
+        expected = [{k: v for k, v in r.items() if k != "wall_time"} for r in read_csv(full / name)]
         if name == "eval.csv":
-            assert [r["step"] for r in rows] == ["150", "170", "300"]
-            rows = [r for r in rows if r["step"] != "170"]
-        assert rows == full
+            rows = [r for r in rows if r["step"] != str(stopped_at)]
+        assert rows == expected
+
+
+def test_stopped_and_resumed_run_ends_in_the_same_state(uninterrupted: Path, tmp_path: Path):
+    """Stop mid-episode at step 170 (not a checkpoint multiple), resume to 300."""
+    run = tmp_path / "resumed"
+    train(tiny(run, steps=170))
+    train(tiny(run, steps=300, resume=True))
+    assert [r["step"] for r in read_csv(run / "eval.csv")] == ["150", "170", "300"]
+    assert_same_run(run, uninterrupted, stopped_at=170)
+
+
+@pytest.mark.parametrize("env", ["Pendulum-v1", "cartpole-swingup"])
+def test_a_resume_replays_the_episode_in_progress_where_no_simulator_state_is_saved(
+    env, tmp_path, capsys
+):
+    """A Pendulum or DeepMind Control run stopped mid-episode resumes exactly: the episode in
+    progress is replayed from its seed and actions (before: each resume began a new episode)."""
+    if env == "cartpole-swingup":
+        pytest.importorskip("dm_control")
+    full, run = tmp_path / "full", tmp_path / "resumed"
+    train(tiny(full, env=env, steps=200))
+    train(tiny(run, env=env, steps=130))
+    train(tiny(run, env=env, steps=200, resume=True))
+    assert "warning" not in capsys.readouterr().err
+    assert_same_run(run, full, stopped_at=130)
+
+
+def test_a_resume_that_cannot_replay_its_episode_says_so_in_one_line(tmp_path, capsys):
+    from tiny_runs import register_faulty_env
+
+    env, run = register_faulty_env("DiffpolicyTestUnrepeatable-v0"), tmp_path / "run"
+    train(tiny(run, env=env, steps=130))
+    train(tiny(run, env=env, steps=200, resume=True))
+    assert capsys.readouterr().err.splitlines() == [
+        f"warning: {env} cannot continue the episode in progress at step 130, so this resumed "
+        "run starts a new one and will differ from an uninterrupted run"
+    ]
 
 
 def test_existing_run_is_not_overwritten_without_resume(uninterrupted: Path):

@@ -74,3 +74,24 @@ def test_frame_sizes_the_encoder_would_rescale_are_refused():
 
     with pytest.raises(ValueError, match="width = 100: must be a positive multiple of 16"):
         VideoArgs(Path("run"), width=100)
+
+
+@pytest.mark.parametrize("flag", ["out", "strip"])
+def test_an_output_imageio_cannot_write_ends_in_one_line(flag, tmp_path):
+    """A file format imageio does not write: the video (checked before any frame is rendered) or
+    the strip gives one `error:` line and exit status 2, not imageio's traceback."""
+    run = train(tiny_config(tmp_path / "run", "Hopper-v5", steps=60))
+    outputs = {"out": tmp_path / "policy.mp4", "strip": None, flag: tmp_path / "file.xyz"}
+    args = [f"--{name}={path}" for name, path in outputs.items() if path is not None]
+    done = subprocess.run(
+        [sys.executable, "-m", "diffpolicy.video", str(run), *args, "--max-steps", "2"],
+        env=EGL,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    [line] = done.stderr.splitlines()
+    assert line.startswith(f"error: {flag} = '{tmp_path / 'file.xyz'}': cannot write it (")

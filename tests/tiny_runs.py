@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import gymnasium as gym
+import numpy as np
 
 from diffpolicy.rl import AgentConfig, TrainConfig
 
@@ -48,3 +49,38 @@ def register_blow_up_env(after: int) -> str:
     overflows float32."""
     gym.register(BLOW_UP_ENV, entry_point=lambda: _BlowUp(after), max_episode_steps=200)
     return BLOW_UP_ENV
+
+
+class _Unrepeatable(gym.Wrapper):
+    """Pendulum whose observations count the resets of every instance: an episode replayed from
+    its seed and actions does not repeat, so a resume cannot continue it."""
+
+    resets = 0
+
+    def reset(self, **kwargs):
+        _Unrepeatable.resets += 1
+        return self.env.reset(**kwargs)
+
+    def step(self, action):
+        obs, *rest = self.env.step(action)
+        return obs + 1e-3 * _Unrepeatable.resets, *rest
+
+
+FAULTY_ENVS = {
+    "DiffpolicyTestNaNObs-v0": lambda env: gym.wrappers.TransformObservation(
+        env, lambda obs: obs * np.nan, env.observation_space
+    ),
+    "DiffpolicyTestNaNReward-v0": lambda env: gym.wrappers.TransformReward(
+        env, lambda reward: float("nan")
+    ),
+    "DiffpolicyTest2DObs-v0": lambda env: gym.wrappers.ReshapeObservation(env, (3, 1)),
+    "DiffpolicyTestUnrepeatable-v0": _Unrepeatable,
+}
+"""Pendulum with NaN observations, NaN rewards, 2-D observations, or episodes no replay repeats."""
+
+
+def register_faulty_env(name: str) -> str:
+    """Register one of FAULTY_ENVS (gymnasium's own checker off: it would only warn)."""
+    wrap = FAULTY_ENVS[name]
+    gym.register(name, entry_point=lambda: wrap(gym.make("Pendulum-v1")), disable_env_checker=True)
+    return name

@@ -153,8 +153,8 @@ class DMCEnv(gym.Env):
         safe): the task's RandomState and the gymnasium ``np_random`` generator.
 
         Physics is not captured (several tasks also keep per-episode state in the model, e.g.
-        target positions), so a resumed run must call ``reset()``: it restarts the episode and
-        gets the same initial state the uninterrupted run would have got at its next reset.
+        target positions): after restoring, call ``reset()``. (The training loop's env adapter
+        replays the episode in progress from this state and its actions instead.)
         """
         name, keys, pos, has_gauss, cached_gaussian = self._env.task.random.get_state()
         return {

@@ -4,6 +4,7 @@ logging, and checkpoints that resume exactly."""
 from __future__ import annotations
 
 import csv
+import sys
 import time
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from diffpolicy.rl.evaluate import evaluate, evaluation_seed
 from diffpolicy.rl.files import CheckpointError, RunDirError, atomic_write
 from diffpolicy.rl.lock import RunDirLock
 from diffpolicy.rl.logger import Logger
+from diffpolicy.rl.memory import check_memory
 from diffpolicy.rl.resume import (
     CHECKPOINT,
     CONFIG,
@@ -71,7 +73,8 @@ def train(
     """Train, evaluate, log and checkpoint into cfg.run_dir; returns the run directory.
 
     Everything that can be checked is checked before the run directory is written to: the config,
-    the device, the environment, and on resume the saved config and the checkpoint against it.
+    the device, the environment (one reset and step), the memory the replay buffer and a batch
+    need, and on resume the saved config and the checkpoint against it.
     The run holds the directory's lock (`diffpolicy.rl.lock`): a second process gets `RunDirBusy`.
     `defaults`: the config the command line started from (see `resolve_config`). `agent`: an
     agent built by the caller, or a factory `(obs_dim, act_dim, cfg.agent) -> agent` called after
@@ -99,9 +102,22 @@ def _make_env(cfg: TrainConfig) -> BoxActionAdapter:
         raise ConfigError(str(err)) from err
 
 
+def _probe(env: BoxActionAdapter, seed: int) -> None:
+    """One reset and one step of an evaluation env (which resets by seed before every use), so an
+    env that returns NaN fails now, while a retry is still possible, not after the run's first
+    files are written."""
+    try:
+        env.reset(seed=seed)
+        env.step(np.zeros(env.action_space.shape))
+    except ValueError as err:
+        raise ConfigError(f"{err} (on a trial reset and step, before the run began)") from err
+
+
 def _run(cfg: TrainConfig, device: torch.device, env, eval_envs, lock, agent=None) -> Path:
     run_dir = Path(cfg.run_dir)
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
+    _probe(eval_envs[0], cfg.seed)
+    check_memory(cfg, obs_dim, act_dim, device)
     agent = build_agent(agent, obs_dim, act_dim, cfg.agent).to(device)
     buffer = ReplayBuffer(obs_dim, act_dim, min(cfg.buffer_size, cfg.steps), str(device))
     replay = ChunkedRing(run_dir / REPLAY)
@@ -134,7 +150,12 @@ def _run(cfg: TrainConfig, device: torch.device, env, eval_envs, lock, agent=Non
         if env.restore(state["rng"]["env"]):
             obs = state["obs"].numpy()
             ep_return, ep_length = state["ep_return"], state["ep_length"]
-        else:  # this env cannot restore mid-episode: start the next episode from its RNG state
+        else:  # the episode in progress is lost: start the next one from the env's RNG state
+            print(
+                f"warning: {cfg.env} cannot continue the episode in progress at step {step}, so "
+                "this resumed run starts a new one and will differ from an uninterrupted run",
+                file=sys.stderr,
+            )
             obs, _ = env.reset()
     saved_step = step if cfg.resume else None
 

@@ -140,7 +140,8 @@ def load_policy(
     registered by user code must be registered first, as for training.
 
     A file whose env id has a module part ("module:Id", which gymnasium imports to build it) is
-    refused unless `env` names the same id: a file never makes us import code on its own word."""
+    refused unless `env` names the same id: a file never makes us import code on its own word. An
+    `env` other than the policy's own is refused."""
     path = Path(path)
     if path.is_dir():
         return _from_run_dir(path, device, env)
@@ -199,6 +200,11 @@ def _config(text: str, where: Path, env: str | None) -> TrainConfig:
         cfg = config_from_json(text)
     except ConfigError as err:
         raise ConfigError(f"cannot load the policy's config from {where}: {err}") from err
+    if env is not None and env != cfg.env:  # env only confirms the policy's own id
+        raise ConfigError(
+            f"cannot load the policy in {where}: env {env!r} was given, but it was trained on "
+            f"{cfg.env!r}"
+        )
     reason = imports_module(cfg.env, env)
     if reason:
         raise ConfigError(

@@ -24,6 +24,7 @@ RUN_FILES = (
     CONFIG,
     CHECKPOINT,
     "eval.csv",
+    "value_bias.csv",
     "train_episodes.csv",
     "metrics.csv",
     "tensorboard",

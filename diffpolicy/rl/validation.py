@@ -231,9 +231,37 @@ def check_train_config(cfg: Any) -> None:
     if cfg.eval_episodes > MAX_EVAL_EPISODES:
         rule = f"must be <= {MAX_EVAL_EPISODES} (each runs on its own environment, built at start)"
         fail("eval_episodes", cfg.eval_episodes, rule)
-    if cfg.run_dir is not None and Path(cfg.run_dir) == Path("."):
+    if cfg.run_dir is not None:
+        check_run_dir(str(cfg.run_dir))
+
+
+NAME_MAX = 255
+"""Bytes in one file or folder name (ext4, APFS, NTFS and most other filesystems)."""
+PATH_MAX = 4000
+"""Bytes in a run directory's path: Linux takes 4096 in a path, less the run's own file names."""
+
+
+def check_run_dir(path: str) -> None:
+    """A folder name the run's files can be written under: not the current folder, UTF-8 text
+    (config.json and TensorBoard record it), names and path within the filesystem's limits."""
+    if Path(path) == Path("."):
         rule = "must name a folder; an empty --run-dir would put the run's files in the current one"
-        fail("run_dir", str(cfg.run_dir), rule)
+        fail("run_dir", path, rule)
+    try:
+        size = len(path.encode())
+    except UnicodeEncodeError:
+        fail("run_dir", path, "must be valid UTF-8 text: config.json and TensorBoard record it")
+    longest = max(len(name.encode()) for name in Path(path).parts)
+    if longest > NAME_MAX:
+        rule = f"holds a name of {longest} bytes; a file or folder name has at most {NAME_MAX}"
+        fail("run_dir", _cut(path), rule)
+    if size > PATH_MAX:
+        fail("run_dir", _cut(path), f"is {size} bytes long; it may have at most {PATH_MAX}")
+
+
+def _cut(text: str, keep: int = 40) -> str:
+    # A path of thousands of bytes would bury the message.
+    return text if len(text) <= keep else text[:keep] + "..."
 
 
 def check_device(name: str, field: str = "device") -> torch.device:
