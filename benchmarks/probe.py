@@ -30,7 +30,7 @@ from diffpolicy.rl import (
     load_checkpoint,
     make_env,
 )
-from diffpolicy.rl.agent import make_sampler
+from diffpolicy.rl.agent.agent import make_sampler
 from harness.cli import BadInput, Command, check_listed, run_commands
 
 RunDirs = Annotated[tuple[Path, ...], tyro.conf.Positional]
@@ -75,7 +75,7 @@ class Bias:
     exploration noise) and prints one CSV row: the evaluation return and length, the critic's
     mean Q over the visited state-actions, their mean discounted return-to-go, the bias (Q minus
     return-to-go), the bias over |return-to-go| and the number of states counted
-    (`diffpolicy.rl.value_bias`: all states of terminated episodes, those at least the horizon
+    (`diffpolicy.rl.run.value_bias`: all states of terminated episodes, those at least the horizon
     before a truncation). Runs of this version log the same figures at every evaluation
     (value_bias.csv); this reads runs that predate it."""
 

@@ -29,16 +29,16 @@ Two deliberate departures, both to follow the protocol every method here shares 
   the run is no longer than 1e6 steps (the ring never wraps). A resume that extends --steps grows
   the buffer.
 
-Evaluation is the QSM loop's: every --eval-every steps, `diffpolicy.rl.evaluate.evaluate` runs one
+Evaluation is the QSM loop's: every --eval-every steps, `diffpolicy.rl.evaluate` runs one
 episode on each of --eval-episodes separate `make_env(env)` instances, seeded with
 1_000_003 * (seed + 1) + step (+ k for env k), SAC acting deterministically (the tanh of the mean
 action, `model.predict(obs, deterministic=True)`), and the row goes to eval.csv with the columns
-of `diffpolicy.rl.logger.Logger`. SAC trains on the same adapter env (`make_env(env)`, actions in
-[-1, 1], observations declared float32 as the adapter returns them), so its tanh-squashed actions
-mean the same as the diffusion policy's. One small difference in timing: SB3 calls the callback
-after the env step of step N but before that step's transition is stored and its gradient update
-runs, so the evaluation at step N sees the weights after N - 1 - learning_starts updates (QSM's
-after N - warmup_steps + 1).
+of `diffpolicy.rl.storage.logger.Logger`. SAC trains on the same adapter env (`make_env(env)`,
+actions in [-1, 1], observations declared float32 as the adapter returns them), so its tanh-squashed
+actions mean the same as the diffusion policy's. One small difference in timing: SB3 calls the
+callback after the env step of step N but before that step's transition is stored and its gradient
+update runs, so the evaluation at step N sees the weights after N - 1 - learning_starts updates
+(QSM's after N - warmup_steps + 1).
 
 Files in the run directory: config.json, eval.csv, train_episodes.csv, metrics.csv (step, sps:
 whole-loop env steps per second over each --log-every window after warm-up, evaluation time
@@ -78,19 +78,19 @@ from stable_baselines3 import SAC
 from stable_baselines3.common.callbacks import BaseCallback
 from tqdm import tqdm
 
-from diffpolicy.rl.buffer import ring_order
-from diffpolicy.rl.checkpoint import load_checkpoint, save_checkpoint
-from diffpolicy.rl.chunks import ChunkedRing, read_ring
-from diffpolicy.rl.cli import parse
-from diffpolicy.rl.envs import make_env
-from diffpolicy.rl.errors import one_line_errors
-from diffpolicy.rl.evaluate import evaluate, evaluation_seed
-from diffpolicy.rl.files import CheckpointError, atomic_write
-from diffpolicy.rl.lock import RunDirLock
-from diffpolicy.rl.logger import Logger
-from diffpolicy.rl.resume import check_env_import, check_given_flags, check_new_run_dir
-from diffpolicy.rl.signals import StopFlag
-from diffpolicy.rl.validation import ConfigError, at_least, check_device, check_types, in_range
+from diffpolicy.rl.envs.adapters import make_env
+from diffpolicy.rl.run.cli import parse
+from diffpolicy.rl.run.errors import one_line_errors
+from diffpolicy.rl.run.evaluate import evaluate, evaluation_seed
+from diffpolicy.rl.run.resume import check_env_import, check_given_flags, check_new_run_dir
+from diffpolicy.rl.run.signals import StopFlag
+from diffpolicy.rl.run.validation import ConfigError, at_least, check_device, check_types, in_range
+from diffpolicy.rl.storage.buffer import ring_order
+from diffpolicy.rl.storage.checkpoint import load_checkpoint, save_checkpoint
+from diffpolicy.rl.storage.chunks import ChunkedRing, read_ring
+from diffpolicy.rl.storage.files import CheckpointError, atomic_write
+from diffpolicy.rl.storage.lock import RunDirLock
+from diffpolicy.rl.storage.logger import Logger
 
 CONFIG = "config.json"
 MANIFEST = "sac_checkpoint.json"
@@ -407,7 +407,7 @@ class ProtocolCallback(BaseCallback):
 def train(cfg: SACConfig, defaults: SACConfig | None = None) -> Path:
     """Train the baseline with the protocol's evaluation; returns the run directory. Everything
     that can be checked is checked before the run directory is written to, and the run holds the
-    directory's lock (`diffpolicy.rl.lock`)."""
+    directory's lock (`diffpolicy.rl.storage.lock`)."""
     with RunDirLock(Path(cfg.run_dir)) as lock:
         cfg = resolve_config(cfg, defaults)
         check_device(cfg.device)

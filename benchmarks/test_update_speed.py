@@ -30,7 +30,7 @@ import pytest
 import torch
 
 from diffpolicy.rl import Agent, AgentConfig, ReplayBuffer
-from diffpolicy.rl.presets import qsm_best, qsm_crossq_critic
+from diffpolicy.rl.agent.presets import qsm_best, qsm_crossq_critic
 from timing.common import random_transitions
 
 torch.set_num_threads(1)

@@ -2,7 +2,7 @@
 `register(id, entry_point)` / `make(id)`.
 
 The agent chooses its actor objective, sampler and critic by name from three registries
-(`diffpolicy.rl.components`); a name registered before a config is built is valid everywhere a
+(`diffpolicy.rl.agent.components`); a name registered before a config is built is valid everywhere a
 built-in one is, the command line included, with no edit to the library.
 """
 

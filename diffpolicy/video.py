@@ -26,12 +26,12 @@ import numpy as np  # noqa: E402
 import tyro  # noqa: E402
 from gymnasium.envs.mujoco import MujocoEnv  # noqa: E402
 
-from diffpolicy.rl.cli import parse  # noqa: E402
-from diffpolicy.rl.envs import make_env  # noqa: E402
-from diffpolicy.rl.errors import one_line_errors  # noqa: E402
-from diffpolicy.rl.files import make_folder  # noqa: E402
-from diffpolicy.rl.pretrained import TrainedPolicy, load_policy  # noqa: E402
-from diffpolicy.rl.validation import ConfigError, at_least  # noqa: E402
+from diffpolicy.rl.envs.adapters import make_env  # noqa: E402
+from diffpolicy.rl.run.cli import parse  # noqa: E402
+from diffpolicy.rl.run.errors import one_line_errors  # noqa: E402
+from diffpolicy.rl.run.pretrained import TrainedPolicy, load_policy  # noqa: E402
+from diffpolicy.rl.run.validation import ConfigError, at_least  # noqa: E402
+from diffpolicy.rl.storage.files import make_folder  # noqa: E402
 
 BLOCK = 16
 """Video encoders work in 16-pixel blocks: other sizes would be rescaled."""

@@ -30,8 +30,8 @@ from torch import Tensor
 
 from diffpolicy.objectives import action_gradient, bc_loss
 from diffpolicy.rl import AgentConfig, TrainConfig, register_objective
-from diffpolicy.rl.cli import parse
-from diffpolicy.rl.loop import train_from_cli
+from diffpolicy.rl.run.cli import parse
+from diffpolicy.rl.run.loop import train_from_cli
 
 
 @dataclass(frozen=True)

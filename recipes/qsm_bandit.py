@@ -22,10 +22,10 @@ from tqdm import tqdm
 from diffpolicy.nets import CriticEnsemble, Denoiser
 from diffpolicy.objectives import QSMConfig, qsm_loss, td_loss
 from diffpolicy.rl import ReplayBuffer
-from diffpolicy.rl.cli import parse
-from diffpolicy.rl.errors import one_line_errors
-from diffpolicy.rl.files import make_folder, write_error
-from diffpolicy.rl.validation import at_least, check_types, finite_positive
+from diffpolicy.rl.run.cli import parse
+from diffpolicy.rl.run.errors import one_line_errors
+from diffpolicy.rl.run.validation import at_least, check_types, finite_positive
+from diffpolicy.rl.storage.files import make_folder, write_error
 from diffpolicy.samplers import Clipping, DDPMSampler, LangevinSampler
 from diffpolicy.schedules import make_schedule
 

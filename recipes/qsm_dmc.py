@@ -16,8 +16,8 @@ import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")  # offscreen rendering; set before mujoco is imported
 
-from diffpolicy.rl.cli import run_preset_recipe  # noqa: E402
-from diffpolicy.rl.presets import DMC_PRESETS  # noqa: E402
+from diffpolicy.rl.agent.presets import DMC_PRESETS  # noqa: E402
+from diffpolicy.rl.run.cli import run_preset_recipe  # noqa: E402
 
 
 def main() -> None:

@@ -4,7 +4,7 @@
     python recipes/qsm_mujoco.py --preset reference --env Hopper-v5    # the paper's settings
     python recipes/qsm_mujoco.py --run-dir runs/Hopper-v5/qsm/seed0 --resume
 
-A run starts from a named preset (`diffpolicy.rl.presets`, listed below); every other flag
+A run starts from a named preset (`diffpolicy.rl.agent.presets`, listed below); every other flag
 overrides it. Bad input ends with one `error: ...` line (docs/bad_input.md).
 """
 
@@ -12,8 +12,8 @@ import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")  # offscreen rendering; set before mujoco is imported
 
-from diffpolicy.rl.cli import run_preset_recipe  # noqa: E402
-from diffpolicy.rl.presets import MUJOCO_PRESETS  # noqa: E402
+from diffpolicy.rl.agent.presets import MUJOCO_PRESETS  # noqa: E402
+from diffpolicy.rl.run.cli import run_preset_recipe  # noqa: E402
 
 
 def main() -> None:

@@ -21,8 +21,8 @@ import torch
 from diffpolicy.objectives import AdaptiveTemperature, paired_spread
 from diffpolicy.objectives.temperature import SAC_EQUIVALENT_STD
 from diffpolicy.rl import Agent, ReplayBuffer
-from diffpolicy.rl.agent import AgentConfig
-from diffpolicy.rl.components import OBJECTIVES, make_sampler
+from diffpolicy.rl.agent.agent import AgentConfig
+from diffpolicy.rl.agent.components import OBJECTIVES, make_sampler
 from diffpolicy.samplers import Clipping, LangevinSampler
 from diffpolicy.schedules import make_schedule
 

@@ -228,7 +228,7 @@ def test_reset_every_resets_at_each_multiple_of_it(monkeypatch):
 def test_a_reset_draws_fresh_initial_weights_and_clears_the_optimisers():
     """The networks then hold what a new agent's networks draw from the same generator state;
     the targets and the EMA copy start from them; Adam's moments are gone."""
-    from diffpolicy.rl.agent import make_denoiser
+    from diffpolicy.rl.agent.agent import make_denoiser
 
     cfg = AgentConfig(**TINY, ema_decay=0.9)
     torch.manual_seed(0)

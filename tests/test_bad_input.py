@@ -24,8 +24,8 @@ import torch
 from tiny_runs import register_faulty_env, tiny_config
 
 from diffpolicy.rl import ReplayBuffer, TrainConfig, train
-from diffpolicy.rl.agent import AgentConfig
-from diffpolicy.rl.cli import run_recipe
+from diffpolicy.rl.agent.agent import AgentConfig
+from diffpolicy.rl.run.cli import run_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "bad_input.md"
@@ -227,7 +227,7 @@ def _(ctx: Ctx) -> str:
 
 @case("bandit-alpha-infinite")
 def _(ctx: Ctx) -> str:
-    from diffpolicy.rl.cli import parse
+    from diffpolicy.rl.run.cli import parse
 
     bandit = _load_recipe("qsm_bandit")
     return ctx.recipe(main=lambda: parse(bandit.BanditConfig, args=["--alpha", "inf"]))
@@ -253,7 +253,7 @@ for _name, _env in FAULTY_ENV_CASES.items():
 
 def _with_memory(ctx: Ctx, *args: str) -> str:
     """A new run on a machine with 16 GiB of memory available."""
-    from diffpolicy.rl import memory
+    from diffpolicy.rl.run import memory
 
     real = memory.available_memory
     memory.available_memory = lambda device: 16 * 2**30
@@ -328,7 +328,7 @@ def _(ctx: Ctx) -> str:
 
 @case("run-dir-in-use")
 def _(ctx: Ctx) -> str:
-    from diffpolicy.rl.lock import RunDirLock
+    from diffpolicy.rl.storage.lock import RunDirLock
 
     ctx.copy_run()
     with RunDirLock(ctx.run):  # as another process's run holds it

@@ -1,4 +1,4 @@
-"""Tests for atomic, weights_only checkpoint files (diffpolicy.rl.checkpoint)."""
+"""Tests for atomic, weights_only checkpoint files (diffpolicy.rl.storage.checkpoint)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import io
 import pytest
 import torch
 
-from diffpolicy.rl.agent import Agent, AgentConfig
-from diffpolicy.rl.buffer import ReplayBuffer
-from diffpolicy.rl.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from diffpolicy.rl.agent.agent import Agent, AgentConfig
+from diffpolicy.rl.storage.buffer import ReplayBuffer
+from diffpolicy.rl.storage.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 torch.set_num_threads(1)
 
@@ -178,7 +178,7 @@ def test_agent_and_buffer_state_survive_weights_only(tmp_path):
 
 # --- checksums ------------------------------------------------------------------------------------
 def test_checksum_covers_values_dtypes_and_order():
-    from diffpolicy.rl.checkpoint import checksum
+    from diffpolicy.rl.storage.checkpoint import checksum
 
     state = _state(1)
     assert checksum(state) == checksum(_state(1))
@@ -226,7 +226,7 @@ def _add(buf: ReplayBuffer, start: int, stop: int) -> None:
 
 
 def test_a_save_writes_only_the_rows_added_since_the_last(tmp_path):
-    from diffpolicy.rl.chunks import ChunkedRing, read_ring
+    from diffpolicy.rl.storage.chunks import ChunkedRing, read_ring
 
     ring, buf = ChunkedRing(tmp_path / "replay"), _filled(1000, 300)
     _save(ring, buf)
@@ -245,7 +245,7 @@ def test_a_save_writes_only_the_rows_added_since_the_last(tmp_path):
 
 @pytest.mark.parametrize("saves", [(40, 90, 130), (130,), (10, 11, 200)])
 def test_a_wrapped_ring_restores_exactly_and_drops_overwritten_chunks(tmp_path, saves):
-    from diffpolicy.rl.chunks import ChunkedRing, read_ring
+    from diffpolicy.rl.storage.chunks import ChunkedRing, read_ring
 
     ring, buf, added = ChunkedRing(tmp_path / "replay", max_rows=32), ReplayBuffer(3, 2, 50), 0
     for upto in saves:
@@ -269,7 +269,7 @@ def test_a_wrapped_ring_restores_exactly_and_drops_overwritten_chunks(tmp_path, 
 
 
 def test_a_corrupt_or_missing_chunk_is_refused(tmp_path):
-    from diffpolicy.rl.chunks import ChunkedRing, read_ring
+    from diffpolicy.rl.storage.chunks import ChunkedRing, read_ring
 
     manifest = _save(ChunkedRing(tmp_path / "replay"), _filled(100, 60))
     chunk = tmp_path / "replay" / manifest["chunks"][0]["file"]
@@ -284,8 +284,8 @@ def test_a_corrupt_or_missing_chunk_is_refused(tmp_path):
 
 
 def test_a_failed_save_leaves_the_committed_chunks_and_no_debris(tmp_path, monkeypatch):
-    from diffpolicy.rl import chunks
-    from diffpolicy.rl.files import RunDirError
+    from diffpolicy.rl.storage import chunks
+    from diffpolicy.rl.storage.files import RunDirError
 
     ring, buf = chunks.ChunkedRing(tmp_path / "replay", max_rows=20), _filled(100, 30)
     committed = _save(ring, buf)

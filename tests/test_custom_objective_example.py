@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from diffpolicy.rl import Agent, AgentConfig, ReplayBuffer
-from diffpolicy.rl.components import OBJECTIVES
+from diffpolicy.rl.agent.components import OBJECTIVES
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -30,12 +30,12 @@ from diffpolicy.rl import (
     save_policy,
     train,
 )
-from diffpolicy.rl.divergence import DivergedError
-from diffpolicy.rl.errors import one_line_errors
-from diffpolicy.rl.files import CheckpointError, RunDirError, atomic_write
-from diffpolicy.rl.lock import LOCK_FILE
-from diffpolicy.rl.logger import CSVLog
-from diffpolicy.rl.validation import ConfigError
+from diffpolicy.rl.run.divergence import DivergedError
+from diffpolicy.rl.run.errors import one_line_errors
+from diffpolicy.rl.run.validation import ConfigError
+from diffpolicy.rl.storage.files import CheckpointError, RunDirError, atomic_write
+from diffpolicy.rl.storage.lock import LOCK_FILE
+from diffpolicy.rl.storage.logger import CSVLog
 
 ROOT = Path(__file__).resolve().parents[1]
 MARKER = "diffpolicy_test_unpickled"
@@ -313,7 +313,7 @@ def test_a_policy_naming_a_module_env_is_refused_by_load_policy_and_video(
 
 
 # --- two processes on one run directory ---------------------------------------------------------
-RECIPE = "import sys; from diffpolicy.rl.cli import run_recipe; run_recipe(args=sys.argv[1:])"
+RECIPE = "import sys; from diffpolicy.rl.run.cli import run_recipe; run_recipe(args=sys.argv[1:])"
 TINY_FLAGS = [
     "--env", "Pendulum-v1", "--steps", "120", "--warmup-steps", "60", "--eval-every", "60",
     "--eval-episodes", "1", "--checkpoint-every", "60", "--agent.actor-hidden", "16", "16",

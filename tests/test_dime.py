@@ -18,7 +18,7 @@ from torch.distributions import Normal
 from diffpolicy.nets import Denoiser
 from diffpolicy.objectives.dime import chain_with_entropy_bound, dime_loss
 from diffpolicy.rl import Agent, AgentConfig, ReplayBuffer
-from diffpolicy.rl.components import make_sampler
+from diffpolicy.rl.agent.components import make_sampler
 from diffpolicy.samplers import Clipping, DDPMSampler
 from diffpolicy.schedules import NoiseSchedule, make_schedule
 

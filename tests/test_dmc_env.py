@@ -1,4 +1,4 @@
-"""Tests for the DeepMind Control suite gymnasium adapter (diffpolicy.rl.dmc)."""
+"""Tests for the DeepMind Control suite gymnasium adapter (diffpolicy.rl.envs.dmc)."""
 
 import io
 
@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 
 from dm_control import suite  # noqa: E402
 
-from diffpolicy.rl.dmc import DMC_TASKS, DMCEnv  # noqa: E402
+from diffpolicy.rl.envs.dmc import DMC_TASKS, DMCEnv  # noqa: E402
 
 
 def _spy(env, method):

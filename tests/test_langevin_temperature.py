@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from diffpolicy.objectives import QSMConfig
 from diffpolicy.rl import AgentConfig
-from diffpolicy.rl.agent import make_sampler
+from diffpolicy.rl.agent.agent import make_sampler
 from diffpolicy.schedules import make_schedule
 
 

@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 
 from diffpolicy.rl import TrainConfig
-from diffpolicy.rl.cli import parse_with_preset
-from diffpolicy.rl.logger import Logger
-from diffpolicy.rl.presets import MUJOCO_PRESETS
+from diffpolicy.rl.agent.presets import MUJOCO_PRESETS
+from diffpolicy.rl.run.cli import parse_with_preset
+from diffpolicy.rl.storage.logger import Logger
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks"))  # the harness package, as learning.py imports it

@@ -1,4 +1,4 @@
-"""The memory check before a run (diffpolicy.rl.memory) refuses what cannot fit and never what
+"""The memory check before a run (diffpolicy.rl.run.memory) refuses what cannot fit and never what
 fits: its estimate of one update is below what the update takes. The refusals' messages are
 checked in tests/test_bad_input.py."""
 
@@ -12,15 +12,15 @@ import pytest
 import torch
 
 from diffpolicy.rl import TrainConfig
-from diffpolicy.rl.memory import available_memory, check_memory
+from diffpolicy.rl.run.memory import available_memory, check_memory
 
 # One update's peak memory per sample, in a fresh process (ru_maxrss is the process's peak so far),
 # against the estimate. Tiny networks: the estimate is tightest there (about 0.75 of the peak).
 MEASURE = """
 import resource, torch
-from diffpolicy.rl.agent import Agent, AgentConfig
-from diffpolicy.rl.buffer import ReplayBuffer
-from diffpolicy.rl.memory import activation_floats, row_bytes
+from diffpolicy.rl.agent.agent import Agent, AgentConfig
+from diffpolicy.rl.storage.buffer import ReplayBuffer
+from diffpolicy.rl.run.memory import activation_floats, row_bytes
 
 torch.set_num_threads(1)
 cfg, batch = AgentConfig(actor_hidden=(16, 16), critic_hidden=(16, 16)), 100_000

@@ -272,7 +272,7 @@ def test_a_residual_critic_is_bros_arrangement():
 )
 def test_bad_residual_critic_options_are_one_line(options, message):
     from diffpolicy.rl import AgentConfig
-    from diffpolicy.rl.validation import ConfigError
+    from diffpolicy.rl.run.validation import ConfigError
 
     with pytest.raises(ConfigError, match=message):
         AgentConfig(**options)

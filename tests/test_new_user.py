@@ -14,9 +14,9 @@ import pytest
 from tiny_runs import tiny_config
 
 import diffpolicy
-from diffpolicy.rl import loop
-from diffpolicy.rl.cli import run_recipe
-from diffpolicy.rl.presets import DMC_PRESETS, MUJOCO_PRESETS
+from diffpolicy.rl.agent.presets import DMC_PRESETS, MUJOCO_PRESETS
+from diffpolicy.rl.run import loop
+from diffpolicy.rl.run.cli import run_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -23,7 +23,7 @@ from diffpolicy.objectives import (
     td_loss,
 )
 from diffpolicy.objectives.common import noised_actions
-from diffpolicy.rl.buffer import ReplayBuffer
+from diffpolicy.rl.storage.buffer import ReplayBuffer
 from diffpolicy.samplers import NO_CLIPPING, Clipping, DDPMSampler
 from diffpolicy.schedules import make_schedule
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from diffpolicy.rl import AgentConfig, train
-from diffpolicy.rl.cli import parse_with_preset
-from diffpolicy.rl.components import OBJECTIVES
-from diffpolicy.rl.presets import MUJOCO_PRESETS
-from diffpolicy.rl.validation import ConfigError
+from diffpolicy.rl.agent.components import OBJECTIVES
+from diffpolicy.rl.agent.presets import MUJOCO_PRESETS
+from diffpolicy.rl.run.cli import parse_with_preset
+from diffpolicy.rl.run.validation import ConfigError
 
 TINY = [
     "--env", "Pendulum-v1", "--steps", "2000", "--warmup-steps", "1500", "--eval-every", "2000",

@@ -11,7 +11,7 @@ import torch
 
 from diffpolicy.nets import CriticEnsemble, Denoiser, EnsembleBatchRenorm
 from diffpolicy.rl import Agent, AgentConfig, ReplayBuffer
-from diffpolicy.rl.validation import ConfigError
+from diffpolicy.rl.run.validation import ConfigError
 
 TINY = {"actor_hidden": (32, 32), "critic_hidden": (32, 32), "batch_size": 64}
 CONFIGS = {
@@ -94,7 +94,7 @@ def test_an_unknown_precision_is_one_line():
 
 
 def test_bfloat16_warns_once_where_the_cpu_emulates_it(monkeypatch):
-    import diffpolicy.rl.agent as agent_module
+    import diffpolicy.rl.agent.agent as agent_module
 
     agent_module.warn_once.cache_clear()
     agent = Agent(5, 2, AgentConfig(**TINY, precision="bfloat16"))

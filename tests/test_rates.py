@@ -1,10 +1,10 @@
-"""diffpolicy.rl.rates: the whole-loop rate of windowed steps/s figures."""
+"""diffpolicy.rl.run.rates: the whole-loop rate of windowed steps/s figures."""
 
 import math
 
 import pytest
 
-from diffpolicy.rl.rates import whole_loop_rate
+from diffpolicy.rl.run.rates import whole_loop_rate
 
 
 def test_whole_loop_rate_is_total_steps_over_total_time():

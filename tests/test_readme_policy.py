@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from diffpolicy.rl import ReplayBuffer
-from diffpolicy.rl.components import OBJECTIVES
+from diffpolicy.rl.agent.components import OBJECTIVES
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 

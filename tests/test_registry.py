@@ -12,8 +12,7 @@ from tiny_runs import tiny_config
 from diffpolicy.objectives import qsm_loss, td_loss
 from diffpolicy.registry import Registry
 from diffpolicy.rl import Agent, AgentConfig, ReplayBuffer, TrainConfig, train
-from diffpolicy.rl.cli import parse
-from diffpolicy.rl.components import (
+from diffpolicy.rl.agent.components import (
     CRITICS,
     OBJECTIVES,
     SAMPLERS,
@@ -22,6 +21,7 @@ from diffpolicy.rl.components import (
     register_objective,
     register_sampler,
 )
+from diffpolicy.rl.run.cli import parse
 from diffpolicy.samplers import Clipping, DDPMSampler, Sampler
 from diffpolicy.schedules import make_schedule
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from diffpolicy.rl.buffer import Batch, ReplayBuffer
-from diffpolicy.rl.envs import BoxActionAdapter, make_env
+from diffpolicy.rl.envs.adapters import BoxActionAdapter, make_env
+from diffpolicy.rl.storage.buffer import Batch, ReplayBuffer
 
 torch.set_num_threads(1)
 
@@ -406,7 +406,9 @@ gym.register(
 
 
 def test_a_registered_id_that_looks_like_domain_task_needs_no_dm_control(monkeypatch):
-    monkeypatch.setitem(sys.modules, "diffpolicy.rl.dmc", None)  # as if dm_control were missing
+    monkeypatch.setitem(
+        sys.modules, "diffpolicy.rl.envs.dmc", None
+    )  # as if dm_control were missing
     env = make_env("thirdparty-pendulum-v0")
     assert env.action_space.shape == (1,)
     env.close()
@@ -416,7 +418,7 @@ def test_an_id_found_nowhere_names_both_registries(monkeypatch):
     with pytest.raises(ValueError, match="gymnasium id nor a DeepMind Control task") as err:
         make_env("nosuch-task")
     assert "\n" not in str(err.value)
-    monkeypatch.setitem(sys.modules, "diffpolicy.rl.dmc", None)
+    monkeypatch.setitem(sys.modules, "diffpolicy.rl.envs.dmc", None)
     with pytest.raises(ValueError, match="dm_control is not installed"):
         make_env("nosuch-task")
 

@@ -15,7 +15,7 @@ from tiny_runs import TINY_AGENT, tiny_config
 
 from diffpolicy.objectives import RunningRewardScale
 from diffpolicy.rl import Agent, AgentConfig, ReplayBuffer, train
-from diffpolicy.rl.validation import ConfigError
+from diffpolicy.rl.run.validation import ConfigError
 
 
 def _returns(path: Path, column: str) -> list[float]:

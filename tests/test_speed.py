@@ -65,8 +65,8 @@ def test_update_speed_lists_every_qsm_method_it_can_time(capsys):
 
 
 def test_update_speed_times_a_harness_method_with_the_config_its_runs_have():
-    from diffpolicy.rl.cli import parse_with_preset
-    from diffpolicy.rl.presets import MUJOCO_PRESETS
+    from diffpolicy.rl.agent.presets import MUJOCO_PRESETS
+    from diffpolicy.rl.run.cli import parse_with_preset
 
     flags = ["--preset", "polyak-ln", "--agent.no-critic-target-network"]
     configs = harness_method_configs(("qsm-ln-no-target-input-renorm", "qsm-best"))

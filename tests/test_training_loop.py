@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from diffpolicy.rl import AgentConfig, CheckpointError, TrainConfig, load_checkpoint, train
-from diffpolicy.rl.files import RunDirError
+from diffpolicy.rl.storage.files import RunDirError
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_AGENT = AgentConfig(actor_hidden=(32, 32), critic_hidden=(32, 32), batch_size=32)
@@ -104,7 +104,7 @@ def test_logged_bias_is_the_discounted_tail_of_the_evaluated_rewards(tmp_path: P
     at the agent's gamma, of the very rewards eval.csv's returns add up, over the states counted,
     and its q is the one that evaluation's call computed (test_value_bias.py checks q itself)."""
     # diffpolicy.rl re-exports the function `evaluate` under the module's name.
-    evaluate_module = importlib.import_module("diffpolicy.rl.evaluate")
+    evaluate_module = importlib.import_module("diffpolicy.rl.run.evaluate")
     value_bias = evaluate_module.value_bias
     calls = []
 
@@ -266,8 +266,8 @@ def test_default_run_dir_and_budget_follow_the_command_line(tmp_path: Path, monk
     follow --seed and --agent.objective, and the budget default to 100k steps."""
     import tyro
 
-    from diffpolicy.rl.loop import resolve_config
-    from diffpolicy.rl.presets import qsm_dmc
+    from diffpolicy.rl.agent.presets import qsm_dmc
+    from diffpolicy.rl.run.loop import resolve_config
 
     monkeypatch.chdir(tmp_path)
     preset = qsm_dmc("quadruped-walk")
@@ -279,7 +279,7 @@ def test_default_run_dir_and_budget_follow_the_command_line(tmp_path: Path, monk
 
 
 def test_resume_keeps_the_saved_budget_unless_steps_is_given(uninterrupted: Path):
-    from diffpolicy.rl.loop import resolve_config
+    from diffpolicy.rl.run.loop import resolve_config
 
     assert resolve_config(TrainConfig(run_dir=uninterrupted, resume=True)).steps == 300
     assert resolve_config(TrainConfig(run_dir=uninterrupted, resume=True, steps=900)).steps == 900
@@ -403,7 +403,7 @@ def test_action_saturation_probe_reads_a_run_and_swaps_the_sampler(uninterrupted
 def test_every_mujoco_preset_runs_on_deepmind_control():
     """`recipes/qsm_dmc.py --preset NAME`: each MuJoCo preset's agent on the task, action repeat
     1; the reference keeps its DMC alpha; an unknown task is refused by every preset."""
-    from diffpolicy.rl.presets import DMC_PRESETS, MUJOCO_PRESETS, qsm_dmc
+    from diffpolicy.rl.agent.presets import DMC_PRESETS, MUJOCO_PRESETS, qsm_dmc
 
     assert set(DMC_PRESETS) == set(MUJOCO_PRESETS)
     for name, preset in MUJOCO_PRESETS.items():

@@ -12,9 +12,9 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from diffpolicy.rl.envs import BoxActionAdapter
-from diffpolicy.rl.evaluate import evaluate
-from diffpolicy.rl.value_bias import returns_to_go, value_bias, value_horizon
+from diffpolicy.rl.envs.adapters import BoxActionAdapter
+from diffpolicy.rl.run.evaluate import evaluate
+from diffpolicy.rl.run.value_bias import returns_to_go, value_bias, value_horizon
 
 GAMMA = 0.99
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from diffpolicy.nets import CriticEnsemble, HLGauss
 from diffpolicy.objectives import crossq_td_loss, td_loss
 from diffpolicy.rl import Agent, AgentConfig, ReplayBuffer
-from diffpolicy.rl.validation import ConfigError
+from diffpolicy.rl.run.validation import ConfigError
 
 
 def _binned_gaussian_by_quadrature(support: HLGauss, y: float) -> torch.Tensor:

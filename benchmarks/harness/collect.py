@@ -14,7 +14,7 @@ import io
 import json
 from pathlib import Path
 
-from diffpolicy.rl.rates import whole_loop_rate
+from diffpolicy.rl.run.rates import whole_loop_rate
 
 
 def read_eval(path: Path) -> dict[int, float]:

@@ -118,7 +118,7 @@ def _in_suite(suite: str, env: str) -> bool:
     if suite == "mujoco":
         return env in gymnasium.registry
     try:
-        from diffpolicy.rl.dmc import DMC_TASKS
+        from diffpolicy.rl.envs.dmc import DMC_TASKS
     except ImportError as err:
         raise BadInput(f"--suite dmc: needs dm_control (pip install -e '.[dmc]'): {err}") from None
     return env in DMC_TASKS and env not in gymnasium.registry

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from diffpolicy.rl.presets import qsm_crossq_critic
+from diffpolicy.rl.agent.presets import qsm_crossq_critic
 from timing.common import Clock, interleaved_medians, qsm_tasks, random_transitions, sac_tasks
 
 SWITCHES = {

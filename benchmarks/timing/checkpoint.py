@@ -26,8 +26,8 @@ from pathlib import Path
 
 import torch
 
-from diffpolicy.rl.buffer import ReplayBuffer
-from diffpolicy.rl.chunks import ChunkedRing
+from diffpolicy.rl.storage.buffer import ReplayBuffer
+from diffpolicy.rl.storage.chunks import ChunkedRing
 
 
 @dataclass

@@ -28,7 +28,7 @@ from diffpolicy.nets import frozen
 from diffpolicy.objectives import crossq_td_loss, td_loss
 from diffpolicy.objectives.common import noised_actions
 from diffpolicy.rl import Agent
-from diffpolicy.rl.presets import MUJOCO_PRESETS as PRESETS
+from diffpolicy.rl.agent.presets import MUJOCO_PRESETS as PRESETS
 from timing.common import ACT_DIM, BATCH, OBS_DIM, filled_buffer, random_transitions
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import sac_baseline
 
 from diffpolicy.rl import AgentConfig, TrainConfig, train
-from diffpolicy.rl.rates import whole_loop_rate
+from diffpolicy.rl.run.rates import whole_loop_rate
 from harness.cli import BadInput
 
 

@@ -19,7 +19,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from diffpolicy.rl import Agent
-from diffpolicy.rl.presets import MUJOCO_PRESETS as PRESETS
+from diffpolicy.rl.agent.presets import MUJOCO_PRESETS as PRESETS
 from timing.common import ACT_DIM, BATCH, OBS_DIM, filled_buffer, random_transitions
 
 ACTIVATION_OPS = ("mish", "sigmoid", "silu", "relu", "rsub", "MishFunction")

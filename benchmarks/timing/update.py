@@ -32,9 +32,8 @@ from dataclasses import dataclass
 
 import torch
 
-from diffpolicy.rl.agent import AgentConfig
-from diffpolicy.rl.cli import parse_with_preset
-from diffpolicy.rl.presets import (
+from diffpolicy.rl.agent.agent import AgentConfig
+from diffpolicy.rl.agent.presets import (
     MUJOCO_PRESETS,
     qsm_best,
     qsm_crossq_critic,
@@ -42,7 +41,8 @@ from diffpolicy.rl.presets import (
     qsm_langevin_t3,
     qsm_reference,
 )
-from diffpolicy.rl.validation import ConfigError, check_device
+from diffpolicy.rl.run.cli import parse_with_preset
+from diffpolicy.rl.run.validation import ConfigError, check_device
 from harness.cli import BadInput
 from timing.common import Clock, interleaved_medians, qsm_tasks, random_transitions, sac_tasks
 

@@ -1,6 +1,6 @@
 """The off-policy diffusion agent: critic ensemble with targets, diffusion policy, optimisers,
 optional EMA, and the update that ties them together. Its actor objective, sampler and critic are
-the ones the config names in the registries of `diffpolicy.rl.components`."""
+the ones the config names in the registries of `diffpolicy.rl.agent.components`."""
 
 from __future__ import annotations
 
@@ -24,10 +24,10 @@ from diffpolicy.objectives import (
     paired_spread,
 )
 from diffpolicy.objectives.common import noisy_actions
-from diffpolicy.rl.buffer import Batch
-from diffpolicy.rl.compile import compile_networks
-from diffpolicy.rl.components import CRITICS, OBJECTIVES, critic_name, make_sampler
-from diffpolicy.rl.policy import DiffusionPolicy, move_schedule
+from diffpolicy.rl.agent.compile import compile_networks
+from diffpolicy.rl.agent.components import CRITICS, OBJECTIVES, critic_name, make_sampler
+from diffpolicy.rl.agent.policy import DiffusionPolicy, move_schedule
+from diffpolicy.rl.storage.buffer import Batch
 from diffpolicy.samplers import Sampler
 from diffpolicy.schedules import Prediction, ScheduleName
 
@@ -220,8 +220,8 @@ class AgentConfig:
     where compilation is unavailable)."""
 
     def __post_init__(self) -> None:
-        from diffpolicy.rl.components import check_components
-        from diffpolicy.rl.validation import check_agent_config
+        from diffpolicy.rl.agent.components import check_components
+        from diffpolicy.rl.run.validation import check_agent_config
 
         check_agent_config(self)
         check_components(self)  # the names, against the registries, and the options they read
@@ -407,7 +407,7 @@ class Agent(nn.Module):
 
         Returns metrics as tensors (reading them would stall an accelerator): the logger reads
         them when it writes. Each phase is a `record_function` range for the profiler
-        (benchmarks/profile_update.py)."""
+        (`python benchmarks/speed.py profile`)."""
         cfg = self.cfg
         if self.reward_normaliser is not None:
             batch = batch._replace(rewards=self.reward_normaliser.normalise(batch.rewards))

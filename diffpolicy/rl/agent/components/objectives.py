@@ -18,8 +18,8 @@ from diffpolicy.registry import Registry
 from diffpolicy.samplers.langevin import ScoreUnits
 
 if TYPE_CHECKING:
-    from diffpolicy.rl.agent import Agent, AgentConfig
-    from diffpolicy.rl.buffer import Batch
+    from diffpolicy.rl.agent.agent import Agent, AgentConfig
+    from diffpolicy.rl.storage.buffer import Batch
 
 ActorLoss = Callable[["Agent", "Batch"], tuple[Tensor, dict[str, Tensor]]]
 """(agent, replay batch) -> (loss of the online denoiser, metrics as tensors). The agent steps

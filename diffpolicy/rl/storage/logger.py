@@ -8,7 +8,7 @@ from pathlib import Path
 
 from torch import Tensor
 
-from diffpolicy.rl.files import append_text, atomic_write, refuse_link
+from diffpolicy.rl.storage.files import append_text, atomic_write, refuse_link
 
 
 class CSVLog:
@@ -77,7 +77,7 @@ class Logger:
 
     VALUE_FIELDS = ["step", "q_mean", "return_to_go_mean", "bias", "normalised_bias", "states"]
     """value_bias.csv: the critic's Q against the evaluation episodes' discounted returns-to-go
-    (`diffpolicy.rl.value_bias`), one row per evaluation."""
+    (`diffpolicy.rl.run.value_bias`), one row per evaluation."""
 
     def __init__(self, run_dir: Path, resume_step: int | None = None) -> None:
         self.eval = CSVLog(run_dir / "eval.csv", self.EVAL_FIELDS, resume_step)

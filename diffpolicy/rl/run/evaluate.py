@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from diffpolicy.rl.envs import BoxActionAdapter
-from diffpolicy.rl.value_bias import ValueFn, value_bias
+from diffpolicy.rl.envs.adapters import BoxActionAdapter
+from diffpolicy.rl.run.value_bias import ValueFn, value_bias
 
 ActFn = Callable[[Tensor], Tensor]
 """obs (batch, obs_dim) -> actions (batch, act_dim) in [-1, 1]."""
@@ -32,7 +32,7 @@ def evaluate(
     """Run one episode on each env (env k reset with seed + k), stepping all live episodes together
     so the policy is called once per step for the whole batch. Returns return and length stats;
     with `value` (a critic's Q estimate), also "value": Q against the discounted return-to-go of
-    the states visited (`diffpolicy.rl.value_bias.value_bias`)."""
+    the states visited (`diffpolicy.rl.run.value_bias.value_bias`)."""
     obs = np.stack([env.reset(seed=seed + k)[0] for k, env in enumerate(envs)])
     returns = np.zeros(len(envs))
     lengths = np.zeros(len(envs), dtype=np.int64)

@@ -12,19 +12,21 @@ from diffpolicy.objectives import AdaptiveTemperature
 from diffpolicy.objectives.dacer import dacer_loss, policy_entropy
 from diffpolicy.objectives.dime import dime_loss
 from diffpolicy.objectives.qvpo import qvpo_loss
-from diffpolicy.rl.components.objectives import TemperatureRule, register_objective
-from diffpolicy.rl.validation import fail
+from diffpolicy.rl.agent.components.objectives import TemperatureRule, register_objective
+from diffpolicy.rl.run.validation import fail
 
 if TYPE_CHECKING:
-    from diffpolicy.rl.agent import Agent, AgentConfig
-    from diffpolicy.rl.buffer import Batch
+    from diffpolicy.rl.agent.agent import Agent, AgentConfig
+    from diffpolicy.rl.storage.buffer import Batch
 
 P = "agent."
 
 
 def _unchanged_exploration(cfg: AgentConfig, name: str, why: str) -> None:
     """These objectives set their own exploration: a changed exploration_noise would be unused."""
-    from diffpolicy.rl.components.checks import default_of  # checks imports this module's registry
+    from diffpolicy.rl.agent.components.checks import (
+        default_of,  # checks imports this module's registry
+    )
 
     if cfg.exploration_noise != default_of(cfg, "exploration_noise"):
         fail(P + "exploration_noise", cfg.exploration_noise, f"objective {name} {why}")

@@ -25,7 +25,7 @@ class ReplayBuffer:
     `added` counts every transition ever stored; the newest one sits in slot `position - 1`.
     `state_dict()` holds only tensors and ints, so it round-trips through
     `torch.load(..., weights_only=True)`; checkpoints of a training run store the ring's rows
-    incrementally instead (`diffpolicy.rl.chunks`).
+    incrementally instead (`diffpolicy.rl.storage.chunks`).
     """
 
     FIELDS = ("obs", "actions", "rewards", "next_obs", "terminated", "truncated")

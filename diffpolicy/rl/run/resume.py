@@ -12,14 +12,14 @@ from pathlib import Path
 
 from torch import nn
 
-from diffpolicy.rl.config import TrainConfig, config_from_json, flat_fields
-from diffpolicy.rl.files import CheckpointError, RunDirError
-from diffpolicy.rl.validation import ConfigError
+from diffpolicy.rl.run.config import TrainConfig, config_from_json, flat_fields
+from diffpolicy.rl.run.validation import ConfigError
+from diffpolicy.rl.storage.files import CheckpointError, RunDirError
 
 CHECKPOINT = "checkpoint.pt"
 CONFIG = "config.json"
 REPLAY = "replay"
-"""The folder of the replay buffer's chunk files (diffpolicy.rl.chunks)."""
+"""The folder of the replay buffer's chunk files (diffpolicy.rl.storage.chunks)."""
 RUN_FILES = (
     CONFIG,
     CHECKPOINT,

@@ -18,8 +18,8 @@ from diffpolicy.objectives import crossq_td_loss, td_loss
 from diffpolicy.registry import Registry
 
 if TYPE_CHECKING:
-    from diffpolicy.rl.agent import Agent, AgentConfig
-    from diffpolicy.rl.buffer import Batch
+    from diffpolicy.rl.agent.agent import Agent, AgentConfig
+    from diffpolicy.rl.storage.buffer import Batch
 
 CriticLoss = Callable[["Agent", "Batch", Tensor], tuple[Tensor, dict[str, Tensor]]]
 """(agent, replay batch, next actions) -> (loss of `agent.critic`, metrics as tensors). The next

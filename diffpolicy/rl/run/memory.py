@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import torch
 
-from diffpolicy.rl.agent import make_denoiser
-from diffpolicy.rl.validation import fail
+from diffpolicy.rl.agent.agent import make_denoiser
+from diffpolicy.rl.run.validation import fail
 
 FLOAT = 4
 """Bytes of a float32."""

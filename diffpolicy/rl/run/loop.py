@@ -12,20 +12,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from diffpolicy.rl.agent import Agent, AgentFactory, build_agent
-from diffpolicy.rl.buffer import ReplayBuffer
-from diffpolicy.rl.checkpoint import load_checkpoint, save_checkpoint
-from diffpolicy.rl.chunks import ChunkedRing, is_manifest, read_ring
-from diffpolicy.rl.config import TrainConfig, config_to_json
-from diffpolicy.rl.divergence import DivergedError, check_actions, check_agent, check_finite
-from diffpolicy.rl.envs import BoxActionAdapter, make_env
-from diffpolicy.rl.errors import one_line_errors
-from diffpolicy.rl.evaluate import evaluate, evaluation_seed
-from diffpolicy.rl.files import CheckpointError, RunDirError, atomic_write
-from diffpolicy.rl.lock import RunDirLock
-from diffpolicy.rl.logger import Logger
-from diffpolicy.rl.memory import check_memory
-from diffpolicy.rl.resume import (
+from diffpolicy.rl.agent.agent import Agent, AgentFactory, build_agent
+from diffpolicy.rl.envs.adapters import BoxActionAdapter, make_env
+from diffpolicy.rl.run.config import TrainConfig, config_to_json
+from diffpolicy.rl.run.divergence import DivergedError, check_actions, check_agent, check_finite
+from diffpolicy.rl.run.errors import one_line_errors
+from diffpolicy.rl.run.evaluate import evaluate, evaluation_seed
+from diffpolicy.rl.run.memory import check_memory
+from diffpolicy.rl.run.resume import (
     CHECKPOINT,
     CONFIG,
     REPLAY,
@@ -35,8 +29,14 @@ from diffpolicy.rl.resume import (
     resolve_config,
     run_dir_of,
 )
-from diffpolicy.rl.signals import StopFlag
-from diffpolicy.rl.validation import ConfigError, check_device
+from diffpolicy.rl.run.signals import StopFlag
+from diffpolicy.rl.run.validation import ConfigError, check_device
+from diffpolicy.rl.storage.buffer import ReplayBuffer
+from diffpolicy.rl.storage.checkpoint import load_checkpoint, save_checkpoint
+from diffpolicy.rl.storage.chunks import ChunkedRing, is_manifest, read_ring
+from diffpolicy.rl.storage.files import CheckpointError, RunDirError, atomic_write
+from diffpolicy.rl.storage.lock import RunDirLock
+from diffpolicy.rl.storage.logger import Logger
 
 __all__ = ["CHECKPOINT", "CONFIG", "resolve_config", "train", "train_from_cli"]
 
@@ -75,7 +75,8 @@ def train(
     Everything that can be checked is checked before the run directory is written to: the config,
     the device, the environment (one reset and step), the memory the replay buffer and a batch
     need, and on resume the saved config and the checkpoint against it.
-    The run holds the directory's lock (`diffpolicy.rl.lock`): a second process gets `RunDirBusy`.
+    The run holds the directory's lock (`diffpolicy.rl.storage.lock`): a second process gets
+    `RunDirBusy`.
     `defaults`: the config the command line started from (see `resolve_config`). `agent`: an
     agent built by the caller, or a factory `(obs_dim, act_dim, cfg.agent) -> agent` called after
     seeding (default `Agent`); either way its config must be cfg.agent (`build_agent`)."""
@@ -298,7 +299,7 @@ def _evaluation_policy(agent: Agent, generator: torch.Generator, step: int, metr
 
 def train_from_cli(cfg: TrainConfig, defaults: TrainConfig | None = None) -> Path:
     """`train` for recipes: bad input or a run directory that cannot be used ends the process
-    with one `error: ...` line (diffpolicy.rl.errors) instead of a traceback; ends with one line
+    with one `error: ...` line (diffpolicy.rl.run.errors) instead of a traceback; ends with one line
     stating the final evaluation and where the run's files are."""
     with one_line_errors():
         run_dir = train(cfg, defaults)

@@ -13,10 +13,10 @@ import signal
 import sys
 from collections.abc import Iterator
 
-from diffpolicy.rl.divergence import DivergedError
-from diffpolicy.rl.files import CheckpointError, RunDirError
-from diffpolicy.rl.lock import RunDirBusy
-from diffpolicy.rl.validation import ConfigError
+from diffpolicy.rl.run.divergence import DivergedError
+from diffpolicy.rl.run.validation import ConfigError
+from diffpolicy.rl.storage.files import CheckpointError, RunDirError
+from diffpolicy.rl.storage.lock import RunDirBusy
 
 
 def exit_with(message: str, status: int = 2) -> None:

@@ -253,7 +253,7 @@ def _looks_like_dmc(name: str) -> bool:
 
 def _make_dmc(name: str, action_repeat: int) -> gym.Env:
     try:
-        from diffpolicy.rl.dmc import DMC_TASKS, DMCEnv
+        from diffpolicy.rl.envs.dmc import DMC_TASKS, DMCEnv
     except ImportError as err:
         raise ValueError(
             f"unknown environment {name!r}: {_NEITHER}; dm_control is not installed ({err})"

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from diffpolicy.objectives import QSMConfig
-from diffpolicy.rl.agent import AgentConfig
-from diffpolicy.rl.validation import ConfigError, check_train_config
+from diffpolicy.rl.agent.agent import AgentConfig
+from diffpolicy.rl.run.validation import ConfigError, check_train_config
 
 
 @dataclass

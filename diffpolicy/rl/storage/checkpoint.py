@@ -4,8 +4,8 @@
 A file holds `{"format": FORMAT, "sha256": ..., "state": state}`; the SHA-256 covers every tensor's
 dtype, shape and bytes and every other value of `state`, so flipped bits in tensor data (which
 torch's zip reader does not notice) are refused. Replay rows live in chunk files beside the
-checkpoint (`diffpolicy.rl.chunks`); `state` holds their manifest, and `load_checkpoint` reads
-them back.
+checkpoint (`diffpolicy.rl.storage.chunks`); `state` holds their manifest, and `load_checkpoint`
+reads them back.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import torch
 
-from diffpolicy.rl.chunks import is_manifest, read_ring
-from diffpolicy.rl.files import CheckpointError, atomic_write, make_folder
+from diffpolicy.rl.storage.chunks import is_manifest, read_ring
+from diffpolicy.rl.storage.files import CheckpointError, atomic_write, make_folder
 
 FORMAT = "diffpolicy-checkpoint-2"
 

@@ -1,6 +1,6 @@
 """The config rules that come from the registries: every name is registered, and no option is
 set that the chosen objective, sampler or critic would ignore or cannot honour. `AgentConfig`
-calls `check_components` after the field checks of `diffpolicy.rl.validation`."""
+calls `check_components` after the field checks of `diffpolicy.rl.run.validation`."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from diffpolicy.registry import Registry
-from diffpolicy.rl.components.critics import CRITICS, critic_name
-from diffpolicy.rl.components.objectives import OBJECTIVES
-from diffpolicy.rl.components.samplers import SAMPLERS
-from diffpolicy.rl.validation import fail
+from diffpolicy.rl.agent.components.critics import CRITICS, critic_name
+from diffpolicy.rl.agent.components.objectives import OBJECTIVES
+from diffpolicy.rl.agent.components.samplers import SAMPLERS
+from diffpolicy.rl.run.validation import fail
 
 if TYPE_CHECKING:
-    from diffpolicy.rl.agent import AgentConfig
+    from diffpolicy.rl.agent.agent import AgentConfig
 
 P = "agent."
 

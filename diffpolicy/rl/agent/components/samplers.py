@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from diffpolicy.registry import Registry
-from diffpolicy.rl.components.objectives import OBJECTIVES
+from diffpolicy.rl.agent.components.objectives import OBJECTIVES
 from diffpolicy.samplers import (
     Clipping,
     DDIMSampler,
@@ -24,7 +24,7 @@ from diffpolicy.samplers import (
 from diffpolicy.schedules import make_schedule
 
 if TYPE_CHECKING:
-    from diffpolicy.rl.agent import AgentConfig
+    from diffpolicy.rl.agent.agent import AgentConfig
 
 SamplerFactory = Callable[["AgentConfig", "int | None", float], Sampler]
 """(cfg, steps, temperature) -> a sampler clipping actions to [-1, 1]. steps: None for the

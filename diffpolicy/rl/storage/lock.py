@@ -15,7 +15,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from diffpolicy.rl.files import RunDirError, make_folder
+from diffpolicy.rl.storage.files import RunDirError, make_folder
 
 LOCK_FILE = "run.lock"
 

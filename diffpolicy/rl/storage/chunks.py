@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from diffpolicy.rl.files import CheckpointError, atomic_write, make_folder, refuse_link
+from diffpolicy.rl.storage.files import CheckpointError, atomic_write, make_folder, refuse_link
 
 KIND = "ring_chunks"
 MAX_ROWS = 65_536

@@ -19,15 +19,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from diffpolicy.rl.agent import best_of, make_denoiser
-from diffpolicy.rl.checkpoint import load_checkpoint, save_checkpoint
-from diffpolicy.rl.components import CRITICS, SAMPLERS, critic_name, make_sampler
-from diffpolicy.rl.config import TrainConfig, config_from_json, config_to_json
-from diffpolicy.rl.envs import make_env
-from diffpolicy.rl.files import CheckpointError
-from diffpolicy.rl.policy import DiffusionPolicy, move_schedule
-from diffpolicy.rl.resume import CHECKPOINT, CONFIG, imports_module
-from diffpolicy.rl.validation import ConfigError
+from diffpolicy.rl.agent.agent import best_of, make_denoiser
+from diffpolicy.rl.agent.components import CRITICS, SAMPLERS, critic_name, make_sampler
+from diffpolicy.rl.agent.policy import DiffusionPolicy, move_schedule
+from diffpolicy.rl.envs.adapters import make_env
+from diffpolicy.rl.run.config import TrainConfig, config_from_json, config_to_json
+from diffpolicy.rl.run.resume import CHECKPOINT, CONFIG, imports_module
+from diffpolicy.rl.run.validation import ConfigError
+from diffpolicy.rl.storage.checkpoint import load_checkpoint, save_checkpoint
+from diffpolicy.rl.storage.files import CheckpointError
 
 POLICY_FORMAT = "diffpolicy-policy-1"
 DETERMINISTIC_SEED = 0

@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from diffpolicy.rl.agent import AgentConfig
-from diffpolicy.rl.config import TrainConfig
+from diffpolicy.rl.agent.agent import AgentConfig
+from diffpolicy.rl.run.config import TrainConfig
 
 # The QSM reference README suggests alpha (M_q) of about 120 for these DeepMind Control domains
 # and 50 elsewhere.
@@ -90,7 +90,7 @@ def qsm_fast(env: str = "Hopper-v5") -> TrainConfig:
 
 def _check_dmc_task(env: str) -> None:
     """Raises ValueError listing the valid names for an unknown task."""
-    from diffpolicy.rl.dmc import DMC_TASKS
+    from diffpolicy.rl.envs.dmc import DMC_TASKS
 
     if env not in DMC_TASKS:
         raise ValueError(f"unknown DeepMind Control task {env!r}; valid: {', '.join(DMC_TASKS)}")

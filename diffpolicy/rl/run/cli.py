@@ -18,12 +18,12 @@ from typing import TypeVar
 
 import tyro
 
-from diffpolicy.rl.config import TrainConfig
-from diffpolicy.rl.errors import exit_with, one_line_errors
-from diffpolicy.rl.loop import train_from_cli
-from diffpolicy.rl.presets import preset_list
-from diffpolicy.rl.resume import check_named_env
-from diffpolicy.rl.validation import ConfigError
+from diffpolicy.rl.agent.presets import preset_list
+from diffpolicy.rl.run.config import TrainConfig
+from diffpolicy.rl.run.errors import exit_with, one_line_errors
+from diffpolicy.rl.run.loop import train_from_cli
+from diffpolicy.rl.run.resume import check_named_env
+from diffpolicy.rl.run.validation import ConfigError
 
 try:
     from tyro import _errors as tyro_errors
