@@ -136,6 +136,11 @@ SCREENS: dict[str, Method] = {
         "best, learning from rewards divided by their running mean |r|",
         page=LEVERS,
     ),
+    "qsm-crossq-rewnorm": qsm(
+        f"{CROSSQ_CRITIC} --agent.reward-normalization",
+        "crossq-critic, learning from rewards divided by their running mean |r|",
+        page=LEVERS,
+    ),
     "qsm-best-hlgauss": qsm(
         "--preset best --agent.critic-value-bins 101",
         "best with a categorical critic over 101 bins, fitted by HL-Gauss cross-entropy",
