@@ -67,8 +67,10 @@ from harness.launch import STOPPED_CODES, Outcome, describe
 from harness.methods import METHODS, PLOTTED, REPO, method_table, page_name, screen_methods
 from harness.plan import Sweep, check_methods, format_plan, plan
 from harness.reach import reach_table
+from harness.report import SUITE_INTRO, suite_table
 from harness.results import Group, load_suite
 from harness.seed_table import seed_table
+from harness.tables import suite_rows
 
 RESULTS = Path("benchmarks/results")
 
@@ -218,6 +220,10 @@ def table(cfg: Table) -> None:
     check_at_least("--steps", cfg.steps, 1)
     _, groups = _suite_results(cfg.results_root, cfg.suite)
     print(seed_table(groups, cfg.methods, cfg.steps))
+    across = [r for r in suite_rows(groups, cfg.steps) if r["method"] in cfg.methods]
+    if across:
+        print(f"Across the envs. {SUITE_INTRO}\n")
+        print("\n".join(suite_table(across)))
     print(f"Time to reach SAC's mean return at {max(cfg.steps)} steps:\n")
     print(reach_table(groups, cfg.methods, max(cfg.steps)))
 

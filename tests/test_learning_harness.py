@@ -36,6 +36,7 @@ from harness.collect import collect, run_sps  # noqa: E402
 from harness.methods import CURRENT, METHODS, PLOTTED, RETIRED, Method, build_command  # noqa: E402
 from harness.plan import Job, Sweep, decide, plan  # noqa: E402
 from harness.reach import first_step_at, reach_table  # noqa: E402
+from harness.report import rule_table  # noqa: E402
 from harness.results import TAIL_WINDOW, load_suite  # noqa: E402
 from harness.seed_table import seed_table  # noqa: E402
 
@@ -271,6 +272,36 @@ def test_seed_table_lists_every_seed_and_agrees_with_the_aggregate(tmp_path: Pat
     with open(root / "aggregate.csv", newline="") as f:
         across = {r["method"]: r for r in csv.DictReader(f)}
     assert float(across["qsm"]["mean_ratio_of_means"]) == pytest.approx(0.875)
+
+
+def test_rule_table_gives_each_envs_ratio_and_the_minimum_only_where_every_env_counts(
+    tmp_path: Path, capsys
+):
+    root = tmp_path / "mujoco"
+    returns = {
+        ("Hopper-v5", "qsm-best", 0): 300.0,
+        ("Hopper-v5", "qsm-best", 1): 500.0,
+        ("Hopper-v5", "sac", 0): 200.0,
+        ("Hopper-v5", "sac", 1): 600.0,
+        ("Walker2d-v5", "qsm-best", 0): 90.0,
+        ("Walker2d-v5", "sac", 0): 30.0,
+        ("Hopper-v5", "crossq", 0): 800.0,
+    }
+    for (env, method, seed), value in returns.items():
+        write_eval(root / env / method / f"seed{seed}" / "eval.csv", {100_000: value})
+    table = rule_table(load_suite(root), 100_000)
+    assert "| method | Hopper-v5 | Walker2d-v5 | minimum |" in table
+    assert "| qsm-best | 1.00 | 3.00 | **1.00** |" in table  # 400 / 400 and 90 / 30
+    assert "| crossq | 2.00 |  |  |" in table  # Walker2d not run: no minimum
+    assert "| sac |" not in table
+    aggregate_suite(root, [100_000])
+    assert "| qsm-best | 1.00 | 3.00 | **1.00** |" in (root / "summary.md").read_text()
+    learning.table(
+        learning.Table(methods=("qsm-best", "sac"), steps=(100_000,), results_root=tmp_path)
+    )
+    out = capsys.readouterr().out
+    assert "| min of / SAC | qsm-best | over Hopper-v5, Walker2d-v5 |  | **1.00** |" in out
+    assert re.search(r"\| qsm-best \| Hopper-v5 Walker2d-v5 \| 1 \| [0-9.]+ \|", out)  # the IQM
 
 
 def test_reach_table_gives_each_seeds_first_step_at_sacs_mean_and_its_minutes(tmp_path: Path):

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness.results import TAIL_WINDOW, Group
-from harness.tables import BASELINE, mean_std
+from harness.tables import BASELINE, env_ratios, mean_std
 
 INTRO = (
     "Evaluation return: the mean over a run's evaluation episodes (10 by default, each on its "
@@ -40,9 +40,9 @@ def markdown_table(header: list[str], body: list[list[str]]) -> list[str]:
     return lines + ["| " + " | ".join(cells) + " |" for cells in body] + [""]
 
 
-def _suite_section(suite_rows: list[dict]) -> list[str]:
-    if not suite_rows:
-        return []
+def suite_table(suite_rows: list[dict]) -> list[str]:
+    """The across-env rows as Markdown: per method, the envs, seeds per env, then per step the
+    IQM of return / SAC's [95% interval], P(> SAC) [95% interval] and the mean of / SAC's."""
     steps = sorted({r["step"] for r in suite_rows})
     header = ["method", "envs", "seeds per env"]
     header += [f"IQM at {step_label(s)}" for s in steps] + [
@@ -62,14 +62,23 @@ def _suite_section(suite_rows: list[dict]) -> list[str]:
             ]
         cells += [f"{mine[s]['mean_ratio_of_means']:.2f}" if s in mine else "" for s in steps]
         body.append(cells)
-    intro = (
-        "Return divided by SAC's mean return on the same env at the same step; IQM over all "
-        "runs of all envs listed [95% interval]. An env counts where the method and SAC have "
-        "every seed at that step (the envs column lists those at the first step shown). "
-        "mean / SAC's: each env's mean return over every seed divided by SAC's, averaged over "
-        "the envs that count."
-    )
-    return ["## All environments, normalised by SAC", "", intro, ""] + markdown_table(header, body)
+    return markdown_table(header, body)
+
+
+SUITE_INTRO = (
+    "Return divided by SAC's mean return on the same env at the same step; IQM over all "
+    "runs of all envs listed [95% interval]. An env counts where the method and SAC have "
+    "every seed at that step (the envs column lists those at the first step shown). "
+    "mean / SAC's: each env's mean return over every seed divided by SAC's, averaged over "
+    "the envs that count."
+)
+
+
+def _suite_section(suite_rows: list[dict]) -> list[str]:
+    if not suite_rows:
+        return []
+    heading = ["## All environments, normalised by SAC", "", SUITE_INTRO, ""]
+    return heading + suite_table(suite_rows)
 
 
 def _env_section(env: str, groups: list[Group], rows: list[dict]) -> list[str]:
@@ -119,11 +128,40 @@ def _speed_section(groups: Sequence[Group]) -> list[str]:
     return ["## Whole-loop speed", "", intro, ""] + markdown_table(header, body)
 
 
+def rule_table(groups: Sequence[Group], step: int) -> list[str]:
+    """Per method, each env's mean return / SAC's at `step` and their minimum: the figure the
+    default preset is chosen by (the highest minimum over the envs, every env counted). The
+    minimum is left blank where an env of the suite does not count for the method."""
+    envs = sorted({g.env for g in groups if g.method == BASELINE})
+    body = []
+    for method in sorted({g.method for g in groups} - {BASELINE}):
+        ratios = env_ratios(groups, method, step)
+        if not ratios:
+            continue
+        cells = [method] + [f"{ratios[e]:.2f}" if e in ratios else "" for e in envs]
+        every_env = all(e in ratios for e in envs)
+        body.append(cells + [f"**{min(ratios.values()):.2f}**" if every_env else ""])
+    return markdown_table(["method", *envs, "minimum"], body)
+
+
+def _rule_section(groups: Sequence[Group], steps: Sequence[int]) -> list[str]:
+    intro = (
+        "Each env's mean return over every seed divided by SAC's, and the minimum over the envs "
+        "(given where every env counts): the default preset is the one whose minimum at 100k is "
+        "highest."
+    )
+    lines = ["## The minimum over envs of mean / SAC's", "", intro, ""]
+    for step in steps:
+        lines += [f"At {step_label(step)}:", ""] + rule_table(groups, step)
+    return lines
+
+
 def write_markdown(
     path: Path, suite: str, groups: list[Group], env_rows: list[dict], suite_rows: list[dict]
 ) -> None:
     lines = [f"# Learning benchmarks: {suite}", "", INTRO, ""]
     lines += _suite_section(suite_rows)
+    lines += _rule_section(groups, sorted({r["step"] for r in suite_rows}))
     for env in sorted({g.env for g in groups}):
         mine = [g for g in groups if g.env == env and g.common_steps]
         lines += _env_section(env, mine, [r for r in env_rows if r["env"] == env])

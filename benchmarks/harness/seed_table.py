@@ -5,7 +5,9 @@ themselves, and a method with fewer seeds (one CrossQ run) beside those with thr
 env x method row lists, at each step, every seed that reached it, their mean and that mean
 divided by SAC's mean on the same env at the same step. A last row per method averages those
 ratios over the envs where the method has every seed at the step and SAC's mean is positive
-(the rule of aggregate.csv's "mean / SAC's", so the two agree).
+(the rule of aggregate.csv's "mean / SAC's", so the two agree), and a last row the minimum of
+those ratios over the envs, given where every env of the table counts (the rule the default
+preset is chosen by).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numpy as np
 
 from harness.report import markdown_table, step_label
 from harness.results import Group
-from harness.tables import BASELINE, usable_envs
+from harness.tables import BASELINE, env_ratios, usable_envs
 
 
 def _seed_cells(group: Group | None, step: int, sac_mean: float | None) -> list[str]:
@@ -66,5 +68,13 @@ def seed_table(groups: Sequence[Group], methods: Sequence[str], steps: Sequence[
             ratio = f"**{np.mean(ratios):.2f}**" if counted else ""
             where = "not run" if not mine else "no env has every seed"
             cells += [f"over {', '.join(counted)}" if counted else where, "", ratio]
+        body.append(cells)
+    for method in methods:  # the rule the default preset is chosen by
+        cells = ["min of / SAC", method]
+        for step in steps:
+            ratios = env_ratios(groups, method, step)
+            counted = [e for e in envs if e in ratios]
+            low = f"**{min(ratios.values()):.2f}**" if counted == envs else ""
+            cells += [f"over {', '.join(counted)}" if counted else "", "", low]
         body.append(cells)
     return "\n".join(markdown_table(header, body))

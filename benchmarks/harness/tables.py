@@ -128,6 +128,16 @@ def usable_envs(
     ]
 
 
+def env_ratios(groups: Sequence[Group], method: str, step: int) -> dict[str, float]:
+    """The method's mean return / SAC's mean return at `step`, per env that counts there."""
+    mine = {g.env: g for g in groups if g.method == method}
+    baseline = {g.env: g for g in groups if g.method == BASELINE}
+    return {
+        env: float(mine[env].values(step).mean() / baseline[env].values(step).mean())
+        for env in usable_envs(mine, baseline, [step])
+    }
+
+
 def sps_rows(groups: Sequence[Group]) -> list[dict]:
     """Rows of sps.csv: each run's whole-loop steps/s."""
     return [
