@@ -1,4 +1,5 @@
-"""The README's code runs as written (with a smaller step budget), so it cannot go stale."""
+"""The README's code, and the guide's custom loop, run as written (with a smaller step budget), so
+they cannot go stale."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import math
 import re
 from pathlib import Path
 
-README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+GUIDE = (ROOT / "docs" / "guide.md").read_text()
 
 
 def _python_blocks() -> list[str]:
@@ -20,8 +23,8 @@ def test_schedule_and_sampler_example_runs():
 
 
 def test_custom_loop_example_trains(capsys):
-    marker = README.index("<!-- custom-loop-example -->")
-    block = re.search(r"```python\n(.*?)```", README[marker:], flags=re.DOTALL).group(1)
+    marker = GUIDE.index("<!-- custom-loop-example -->")
+    block = re.search(r"```python\n(.*?)```", GUIDE[marker:], flags=re.DOTALL).group(1)
     assert "steps = 20_000" in block
     assert "torch.set_num_threads(1)" in block  # torch's default threads are slower here
     namespace: dict = {}
