@@ -75,3 +75,12 @@ def test_log_alpha_takes_adam_steps_on_the_log_spread_error():
         assert metrics["alpha"].item() == pytest.approx(math.exp(control.log_alpha.item()))
         assert metrics["action_spread"].item() == pytest.approx(spread)
     assert expected[0] > 0  # the first spread was above the target: alpha went up
+
+
+def test_alpha_is_exp_of_log_alpha_and_carries_no_gradient():
+    """alpha scales losses (QSM's target, DIME's entropy term): it must not pass their gradient
+    on to log alpha, which only its own controller steps."""
+    control = AdaptiveTemperature(initial_alpha=2.0, target_std=0.1)
+    alpha = control.alpha
+    assert alpha.item() == pytest.approx(math.exp(control.log_alpha.item()))
+    assert not alpha.requires_grad and alpha.grad_fn is None
