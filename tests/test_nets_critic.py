@@ -242,6 +242,9 @@ def test_a_residual_block_is_x_plus_its_normalised_branch_member_by_member():
         h = F.layer_norm(x[m] @ first.weight[m] + first.bias[m], (8,))
         h = F.layer_norm(torch.relu(h) @ second.weight[m] + second.bias[m], (8,))
         assert torch.allclose(block(x)[m], x[m] + h)
+    # W1, b1, W2, b2 and nothing else: the LayerNorms have no scale or shift to learn.
+    expected = [first.weight, first.bias, second.weight, second.bias]
+    assert [id(p) for p in block.parameters()] == [id(p) for p in expected]
 
 
 def test_a_residual_critic_is_bros_arrangement():

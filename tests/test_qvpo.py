@@ -4,12 +4,15 @@ known, and the entropy regulariser's uniform actions by their known moments."""
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 import torch
 from known_critics import TwoCentres, min_q
 from torch import nn
 
 from diffpolicy.objectives.qvpo import UNIFORM_PER_STATE, advantage_weights, qvpo_loss
+from diffpolicy.samplers import DDPMSampler
 from diffpolicy.schedules import make_schedule
 
 torch.set_num_threads(1)
@@ -74,22 +77,25 @@ def test_loss_weights_the_chosen_draws_by_their_advantage():
     chosen, weight = _by_hand(draws)
     expected = (weight * chosen.square().mean(-1)).sum() / (B * (1 + UNIFORM_PER_STATE))
     assert loss.item() == pytest.approx(expected.item(), rel=1e-9)
+    assert set(metrics) == {"qvpo_loss", "qvpo_weight", "q_policy"}
+    assert metrics["qvpo_loss"].item() == loss.item()
     assert metrics["qvpo_weight"].item() == pytest.approx(weight.mean().item())
+    assert metrics["q_policy"].item() == pytest.approx(min_q(draws).mean().item())
 
 
 def test_entropy_term_pulls_towards_uniform_actions():
     """The loss is linear in omega, with slope sum_b w_b sum_u mean_d((c - u)^2) / rows; for
-    u ~ U[-1, 1] the squared miss of c = 1 averages 1 + 1/3, which a U[0, 1] draw (1/3) or a
-    zero weight would not give."""
+    u ~ U[-1, 1] the squared miss of c = 1/2 averages 1/4 + 1/3, which a U[0, 1] draw (1/12),
+    a U[1, 3] draw (9/4 + 1/3) or a zero weight would not give."""
     draws = _draws().repeat(64, 1, 1)  # many states, for the uniform draws' average
     obs = torch.zeros(draws.shape[0], 1, dtype=F64)
     losses = [
-        qvpo_loss(Constant(1.0), TwoCentres(), StubSampler(draws), obs, D, N, omega, _gen())[0]
+        qvpo_loss(Constant(0.5), TwoCentres(), StubSampler(draws), obs, D, N, omega, _gen())[0]
         for omega in (0.0, 0.5)
     ]
     _, weight = _by_hand(draws)
     rows = draws.shape[0] * (1 + UNIFORM_PER_STATE)
-    per_unit = weight.sum() * UNIFORM_PER_STATE * (1 + 1 / 3) / rows
+    per_unit = weight.sum() * UNIFORM_PER_STATE * (1 / 4 + 1 / 3) / rows
     slope = (losses[1] - losses[0]) / 0.5
     assert slope.item() == pytest.approx(per_unit.item(), rel=0.05)
 
@@ -101,3 +107,23 @@ def test_gradient_reaches_the_denoiser_only():
     loss, _ = qvpo_loss(denoiser, critic, StubSampler(draws), obs, D, N)
     loss.backward()
     assert denoiser.c.grad is not None and denoiser.c.grad.abs() > 0
+
+
+def test_defaults_are_the_references():
+    """N = 64 draws per state and omega = 0.02 (github.com/wadx2019/qvpo, main.py)."""
+    parameters = inspect.signature(qvpo_loss).parameters
+    assert (parameters["samples"].default, parameters["entropy_weight"].default) == (64, 0.02)
+    assert UNIFORM_PER_STATE == 10
+
+
+def test_every_draw_comes_from_the_generator():
+    """The same generator seed gives the same loss whatever the global RNG did in between: the
+    candidates' chains, the uniform actions and the denoising noise all use it."""
+    sampler = DDPMSampler(make_schedule("vp", 5, dtype=F64), prediction="eps")
+    obs = torch.zeros(B, 1, dtype=F64)
+    losses = []
+    for global_seed in (0, 1):
+        torch.manual_seed(global_seed)
+        loss, _ = qvpo_loss(Constant(0.3), TwoCentres(), sampler, obs, D, N, 0.5, _gen())
+        losses.append(loss.item())
+    assert losses[0] == losses[1]
