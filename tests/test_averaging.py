@@ -80,8 +80,9 @@ def test_soft_update_tau_out_of_range_raises(tau):
 
 
 def test_soft_update_mismatched_modules_raise():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError) as err:
         soft_update(nn.Linear(2, 2), nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2)), 0.5)
+    assert str(err.value) == "target has 2 float tensors, online 4"
 
 
 # --- EMA -----------------------------------------------------------------------------------------

@@ -597,6 +597,32 @@ def test_td_loss_is_sum_over_members_of_mse():
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
 
 
+class PlainCritic(nn.Module):
+    """A critic with forward only (no outputs, values or fit_loss): a wrapped ensemble's Q."""
+
+    def __init__(self, ensemble: CriticEnsemble) -> None:
+        super().__init__()
+        self.ensemble = ensemble
+
+    def forward(self, obs: Tensor, action: Tensor) -> Tensor:
+        return self.ensemble(obs, action)
+
+
+def test_a_critic_with_forward_only_is_fitted_as_the_ensemble_is():
+    """The TD losses read a plain critic's Q(obs, actions) and fit it by the squared error: the
+    same losses as for the ensemble it wraps (whose outputs, values and fit_loss they use)."""
+    obs, actions, rewards, next_obs, terminated = _transitions()
+    next_action = lambda s: torch.tanh(s[:, :ACT])  # noqa: E731
+    args = (next_action, obs, actions, rewards, next_obs, terminated)
+    critic, target = _critic(1), _critic(2)
+    plain, _ = td_loss(PlainCritic(critic), PlainCritic(target), *args, gamma=0.9)
+    ensemble, _ = td_loss(critic, target, *args, gamma=0.9)
+    assert plain.item() == pytest.approx(ensemble.item(), rel=1e-6)
+    plain, _ = crossq_td_loss(PlainCritic(critic), *args, gamma=0.9)
+    ensemble, _ = crossq_td_loss(critic, *args, gamma=0.9)
+    assert plain.item() == pytest.approx(ensemble.item(), rel=1e-6)
+
+
 def test_td_terminal_does_not_bootstrap_truncated_does():
     buf = ReplayBuffer(OBS, ACT, 8)
     g = _gen(4)

@@ -84,3 +84,10 @@ def test_alpha_is_exp_of_log_alpha_and_carries_no_gradient():
     alpha = control.alpha
     assert alpha.item() == pytest.approx(math.exp(control.log_alpha.item()))
     assert not alpha.requires_grad and alpha.grad_fn is None
+
+
+def test_a_temperature_without_target_std_refuses_step_with_message():
+    control = AdaptiveTemperature(initial_alpha=2.0, target_std=None)
+    with pytest.raises(ValueError) as err:
+        control.step(torch.tensor(0.3))
+    assert str(err.value) == "this temperature has no target std: step it with step_error"

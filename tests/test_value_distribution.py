@@ -200,6 +200,14 @@ def test_every_operation_reads_the_last_axis_of_an_ensembles_logits():
         assert torch.allclose(losses[m], support.cross_entropy(logits[m], target))
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_the_target_distribution_is_in_the_targets_dtype(dtype):
+    support = HLGauss(-1.0, 1.0, 8)
+    p = support.probabilities(torch.tensor([-0.3, 0.5], dtype=dtype))
+    assert p.dtype == dtype
+    assert torch.allclose(p.double().sum(-1), torch.ones(2, dtype=torch.float64), atol=0.05)
+
+
 def test_targets_below_the_support_are_clamped_to_its_lower_edge():
     support = HLGauss(-1.0, 1.0, 8)
     below, edge = support.probabilities(torch.tensor([-7.0, -1.0]))

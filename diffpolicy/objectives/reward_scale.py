@@ -47,6 +47,7 @@ class RunningRewardScale(nn.Module):
             self.weight.lerp_(torch.ones_like(self.weight), self.rate)
 
     def normalise(self, rewards: Tensor) -> Tensor:
-        """rewards / s, after stepping s with them."""
+        """rewards / s, after stepping s with them, in the rewards' dtype (s is 0-d: it takes
+        the rewards' dtype in the division)."""
         self.update(rewards)
-        return rewards / self.scale.to(rewards.dtype)
+        return rewards / self.scale

@@ -12,7 +12,7 @@ killed when they fail. The unmutated copy must pass the same tests first (so tha
 the mutation, not the copy). Fails for a surviving mutant, for a stale row, and for a skipped
 function with no row.
 
-    python tests/mutation/hand_mutants.py          # every row (about 2 minutes)
+    python tests/mutation/hand_mutants.py          # every row
     python tests/mutation/hand_mutants.py --check  # the table against the source only (instant)
 
 Exit status: 0 when every row holds and every mutant is killed, 1 otherwise.
