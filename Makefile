@@ -42,6 +42,7 @@ mutate: $(STAMP)
 	HYPOTHESIS_PROFILE=mutation $(VENV)/bin/mutmut run --max-children $(MUTATE_JOBS) \
 	  > mutants/mutmut.log 2>&1 || { tail -c 3000 mutants/mutmut.log; exit 1; }
 	$(PY) tests/mutation/check_survivors.py
+	$(PY) tests/mutation/hand_mutants.py
 
 # The documentation site (mkdocs.yml) into site/; --strict fails on any warning (a broken link, a
 # docstring mkdocstrings cannot read). CI runs it.

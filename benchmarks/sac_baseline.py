@@ -29,7 +29,7 @@ Two deliberate departures, both to follow the protocol every method here shares 
   the run is no longer than 1e6 steps (the ring never wraps). A resume that extends --steps grows
   the buffer.
 
-Evaluation is the QSM loop's: every --eval-every steps, `diffpolicy.rl.evaluate` runs one
+Evaluation is the QSM loop's: every --eval-every steps, `diffpolicy.rl.run.evaluate` runs one
 episode on each of --eval-episodes separate `make_env(env)` instances, seeded with
 1_000_003 * (seed + 1) + step (+ k for env k), SAC acting deterministically (the tanh of the mean
 action, `model.predict(obs, deterministic=True)`), and the row goes to eval.csv with the columns

@@ -1,4 +1,5 @@
-"""Tests for parameter averaging: soft_update (Polyak), EMA with warm-up, and `frozen`."""
+"""Tests for parameter averaging: soft_update (Polyak), EMA with warm-up, `frozen` and
+`training`."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from diffpolicy.nets import EMA, frozen, soft_update
+from diffpolicy.nets import EMA, frozen, soft_update, training
 
 torch.set_num_threads(1)
 
@@ -79,8 +80,9 @@ def test_soft_update_tau_out_of_range_raises(tau):
 
 
 def test_soft_update_mismatched_modules_raise():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError) as err:
         soft_update(nn.Linear(2, 2), nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2)), 0.5)
+    assert str(err.value) == "target has 2 float tensors, online 4"
 
 
 # --- EMA -----------------------------------------------------------------------------------------
@@ -187,3 +189,21 @@ def test_frozen_restores_flags_after_exception():
             assert _flags(net) == [False] * 4
             raise RuntimeError("boom")
     assert _flags(net) == before
+
+
+# --- training ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("was_training", [False, True])
+def test_training_switches_every_submodule_on_and_restores_the_mode(was_training):
+    net = nn.Sequential(nn.Linear(2, 3), nn.Dropout(0.5)).train(was_training)
+    with training(net) as m:
+        assert m is net
+        assert net.training and net[1].training
+    assert net.training == net[1].training == was_training
+
+
+def test_training_restores_the_mode_after_exception():
+    net = nn.Sequential(nn.Linear(2, 3)).eval()
+    with pytest.raises(RuntimeError, match="boom"):
+        with training(net):
+            raise RuntimeError("boom")
+    assert not net.training and not net[0].training

@@ -46,6 +46,8 @@ def test_loss_is_minus_min_q_at_the_noisy_clipped_action():
     actions = (chain + std * torch.randn(chain.shape, generator=g)).clamp(-1, 1)
     q = min_q(actions)
     assert loss.item() == pytest.approx(-q.mean().item(), rel=1e-5)
+    assert set(metrics) == {"dacer_loss", "q_policy"}
+    assert metrics["dacer_loss"].item() == loss.item()
     assert metrics["q_policy"].item() == pytest.approx(q.mean().item(), rel=1e-5)
 
 

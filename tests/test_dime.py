@@ -16,7 +16,7 @@ from torch import nn
 from torch.distributions import Normal
 
 from diffpolicy.nets import Denoiser
-from diffpolicy.objectives.dime import chain_with_entropy_bound, dime_loss
+from diffpolicy.objectives.dime import chain_with_entropy_bound, dime_loss, gaussian_log_density
 from diffpolicy.rl import Agent, AgentConfig, ReplayBuffer
 from diffpolicy.rl.agent.components import make_sampler
 from diffpolicy.samplers import Clipping, DDPMSampler
@@ -71,8 +71,8 @@ def test_bound_per_sample_is_the_kernels_log_ratio(seed, steps, c):
         net, sampler, None, x_T, torch.Generator().manual_seed(seed + 1)
     )
     a0_hand, bound_hand = _by_hand(schedule, net, x_T, noises)
-    assert torch.allclose(a0, a0_hand, atol=1e-10)
-    assert torch.allclose(bound, bound_hand, atol=1e-8)
+    torch.testing.assert_close(a0, a0_hand, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(bound, bound_hand, rtol=1e-12, atol=1e-10)
 
 
 BETA = 0.3
@@ -129,7 +129,10 @@ def test_loss_is_minus_alpha_bound_minus_min_q_at_the_clipped_action():
     a = a0.clamp(-1, 1)
     q = min_q(a)
     assert loss.item() == pytest.approx((-alpha * bound - q).mean().item(), rel=1e-9)
+    assert set(metrics) == {"dime_loss", "entropy_bound", "q_policy"}
+    assert metrics["dime_loss"].item() == loss.item()
     assert metrics["entropy_bound"].item() == pytest.approx(bound.mean().item(), rel=1e-9)
+    assert metrics["q_policy"].item() == pytest.approx(q.mean().item(), rel=1e-9)
 
 
 def _gen():
@@ -138,8 +141,24 @@ def _gen():
 
 def test_the_bound_refuses_a_chain_clipped_at_every_step():
     sampler = DDPMSampler(make_schedule("vp", 3), variance="large", clipping=Clipping())
-    with pytest.raises(ValueError, match="each_step"):
+    with pytest.raises(ValueError) as err:
         chain_with_entropy_bound(Linear(0.5), sampler, None, torch.zeros(2, 2))
+    assert str(err.value) == "the entropy bound needs a chain without each_step clipping"
+
+
+@pytest.mark.parametrize("std", [0.3, "tensor"])
+def test_gaussian_log_density_is_torch_distributions_summed_over_the_last_axis(std):
+    """log N(x; mean, std^2 I) against torch.distributions.Normal, with a Python float std (as
+    the chain's start uses) or a tensor of stds (as its kernels), on (2, 5, 3) samples."""
+    g = torch.Generator().manual_seed(0)
+    x, mean = (
+        torch.randn(2, 5, 3, generator=g, dtype=F64),
+        torch.randn(5, 3, generator=g, dtype=F64),
+    )
+    if std == "tensor":
+        std = torch.rand(5, 3, generator=g, dtype=F64) + 0.1
+    expected = Normal(mean, std).log_prob(x).sum(-1)
+    torch.testing.assert_close(gaussian_log_density(x, mean, std), expected, rtol=1e-13, atol=0)
 
 
 def test_agent_acts_with_the_trained_chain():

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.distributions import Categorical, MixtureSameFamily, MultivariateNormal
 
 from diffpolicy.objectives.mixture_entropy import (
+    REG_COVAR,
     estimate_entropy,
     fit_gaussian_mixture,
     gaussian_entropy,
@@ -124,3 +126,47 @@ def test_float32_input_is_estimated_in_float64():
     out = estimate_entropy(x)
     assert out.dtype == torch.float32
     assert torch.allclose(out.double(), estimate_entropy(x.double()), atol=1e-5)
+
+
+def test_the_fit_starts_from_evenly_spaced_samples_and_the_samples_covariance():
+    """Zero EM iterations return the start the docstring states: K of the samples at evenly
+    spaced indices 0, (n - 1) / 2, n - 1 as means, the samples' covariance (divided by n) plus
+    REG_COVAR I for every component, and equal weights."""
+    x = torch.randn(2, 9, 3, generator=torch.Generator().manual_seed(5), dtype=F64)
+    weights, means, covs = fit_gaussian_mixture(x, components=3, iterations=0)
+    assert torch.equal(means, x[:, [0, 4, 8]])
+    centred = x - x.mean(dim=1, keepdim=True)
+    sample_cov = torch.einsum("sni,snj->sij", centred, centred) / 9
+    expected = sample_cov + REG_COVAR * torch.eye(3, dtype=F64)
+    assert torch.allclose(covs, expected.unsqueeze(1).expand(2, 3, 3, 3), rtol=1e-12, atol=0)
+    assert torch.equal(weights, torch.full((2, 3), 1 / 3, dtype=F64))
+
+
+@pytest.mark.parametrize("d", [1, 3])
+def test_identical_samples_give_the_regularised_covariance_in_every_component(d):
+    """n copies of one point: each component sits on it with covariance REG_COVAR I (float64's
+    1e-6, not float32's) and weight 1 / K, so the estimate is
+    d / 2 (1 + log 2 pi) + d / 2 log 1e-6 + log K for the default K = 3."""
+    x = torch.full((2, 50, d), 0.3, dtype=F64)
+    expected = 0.5 * d * (1 + math.log(2 * math.pi)) + 0.5 * d * math.log(1e-6) + math.log(3)
+    expected = torch.full((2,), expected, dtype=F64)
+    torch.testing.assert_close(estimate_entropy(x), expected, rtol=1e-13, atol=0)
+
+
+def test_defaults_are_dacers_three_components_and_fifty_iterations():
+    x = torch.randn(2, 40, 2, generator=torch.Generator().manual_seed(6), dtype=F64)
+    explicit = fit_gaussian_mixture(x, components=3, iterations=50)
+    for default, given_ in zip(fit_gaussian_mixture(x), explicit, strict=True):
+        assert torch.equal(default, given_)
+    assert torch.equal(estimate_entropy(x), estimate_entropy(x, components=3, iterations=50))
+    assert not torch.equal(estimate_entropy(x), estimate_entropy(x, iterations=51))
+
+
+def test_the_estimate_ignores_autocast_and_stays_on_the_samples_device():
+    """Computed in float64, which autocast never casts: bfloat16 autocast changes nothing. On
+    PyTorch's meta device (a stand-in for an accelerator) one CPU tensor would raise."""
+    x = torch.randn(2, 60, 2, generator=torch.Generator().manual_seed(7))
+    with torch.autocast("cpu", torch.bfloat16):
+        assert torch.equal(estimate_entropy(x), estimate_entropy(x.double()).float())
+    out = estimate_entropy(torch.zeros(2, 60, 2, device="meta"))
+    assert out.device.type == "meta" and out.shape == (2,)

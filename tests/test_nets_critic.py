@@ -19,6 +19,7 @@ from diffpolicy.nets import (
     EnsembleBatchRenorm,
     EnsembleLinear,
     EnsembleResidualBlock,
+    HLGauss,
 )
 
 torch.set_num_threads(1)
@@ -242,6 +243,9 @@ def test_a_residual_block_is_x_plus_its_normalised_branch_member_by_member():
         h = F.layer_norm(x[m] @ first.weight[m] + first.bias[m], (8,))
         h = F.layer_norm(torch.relu(h) @ second.weight[m] + second.bias[m], (8,))
         assert torch.allclose(block(x)[m], x[m] + h)
+    # W1, b1, W2, b2 and nothing else: the LayerNorms have no scale or shift to learn.
+    expected = [first.weight, first.bias, second.weight, second.bias]
+    assert [id(p) for p in block.parameters()] == [id(p) for p in expected]
 
 
 def test_a_residual_critic_is_bros_arrangement():
@@ -276,3 +280,25 @@ def test_bad_residual_critic_options_are_one_line(options, message):
 
     with pytest.raises(ConfigError, match=message):
         AgentConfig(**options)
+
+
+def test_a_residual_critics_blocks_use_its_activation():
+    critic = CriticEnsemble(3, 2, hidden=(8,), act="tanh", residual_blocks=2)
+    blocks = [m for m in critic.net if isinstance(m, EnsembleResidualBlock)]
+    assert [type(block.branch[2]) for block in blocks] == [torch.nn.Tanh, torch.nn.Tanh]
+
+
+@pytest.mark.parametrize("options", [{"hidden": (8, 8)}, {"hidden": (8,), "batch_renorm": True}])
+def test_a_residual_critic_refuses_two_widths_or_batch_renorm_with_message(options):
+    with pytest.raises(ValueError) as err:
+        CriticEnsemble(3, 2, residual_blocks=1, **options)
+    assert str(err.value) == "residual blocks need one hidden width and no batch_renorm"
+
+
+@pytest.mark.parametrize("bins", [0, 11])
+def test_outputs_are_in_the_inputs_dtype_under_autocast(bins):
+    """Under bfloat16 autocast the layers compute in bfloat16; values and logits do not."""
+    support = HLGauss(-5.0, 5.0, bins) if bins else None
+    critic = CriticEnsemble(3, 2, hidden=(8,), value_distribution=support)
+    with torch.autocast("cpu", torch.bfloat16):
+        assert critic.outputs(torch.randn(4, 3), torch.randn(4, 2)).dtype == torch.float32

@@ -290,3 +290,13 @@ def test_forward_names_the_expected_and_the_given_obs_shape(obs, got):
     a_t, t = torch.zeros(5, 2), torch.zeros(5, dtype=torch.long)
     with pytest.raises(ValueError, match=exactly(f"obs must have shape (5, 3), got {got}")):
         net(a_t, t, obs)
+
+
+def test_forward_and_bound_function_return_the_actions_dtype_under_autocast():
+    """Under bfloat16 autocast the layers compute in bfloat16; the output is in a_t's dtype."""
+    torch.manual_seed(0)
+    net = Denoiser(3, 2, num_levels=5, **SMALL)
+    a_t, t, obs = torch.randn(4, 2), torch.tensor([0, 1, 2, 4]), torch.randn(4, 3)
+    with torch.autocast("cpu", torch.bfloat16):
+        assert net(a_t, t, obs).dtype == torch.float32
+        assert net.bind(obs)(a_t, t, obs).dtype == torch.float32

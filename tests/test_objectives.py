@@ -22,7 +22,10 @@ from diffpolicy.objectives import (
     qsm_loss,
     td_loss,
 )
-from diffpolicy.objectives.common import noised_actions
+from diffpolicy.objectives.common import noised_actions, policy_actions
+from diffpolicy.objectives.dacer import dacer_loss
+from diffpolicy.objectives.dime import dime_loss
+from diffpolicy.objectives.qvpo import qvpo_loss
 from diffpolicy.rl.storage.buffer import ReplayBuffer
 from diffpolicy.samplers import NO_CLIPPING, Clipping, DDPMSampler
 from diffpolicy.schedules import make_schedule
@@ -594,6 +597,32 @@ def test_td_loss_is_sum_over_members_of_mse():
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
 
 
+class PlainCritic(nn.Module):
+    """A critic with forward only (no outputs, values or fit_loss): a wrapped ensemble's Q."""
+
+    def __init__(self, ensemble: CriticEnsemble) -> None:
+        super().__init__()
+        self.ensemble = ensemble
+
+    def forward(self, obs: Tensor, action: Tensor) -> Tensor:
+        return self.ensemble(obs, action)
+
+
+def test_a_critic_with_forward_only_is_fitted_as_the_ensemble_is():
+    """The TD losses read a plain critic's Q(obs, actions) and fit it by the squared error: the
+    same losses as for the ensemble it wraps (whose outputs, values and fit_loss they use)."""
+    obs, actions, rewards, next_obs, terminated = _transitions()
+    next_action = lambda s: torch.tanh(s[:, :ACT])  # noqa: E731
+    args = (next_action, obs, actions, rewards, next_obs, terminated)
+    critic, target = _critic(1), _critic(2)
+    plain, _ = td_loss(PlainCritic(critic), PlainCritic(target), *args, gamma=0.9)
+    ensemble, _ = td_loss(critic, target, *args, gamma=0.9)
+    assert plain.item() == pytest.approx(ensemble.item(), rel=1e-6)
+    plain, _ = crossq_td_loss(PlainCritic(critic), *args, gamma=0.9)
+    ensemble, _ = crossq_td_loss(critic, *args, gamma=0.9)
+    assert plain.item() == pytest.approx(ensemble.item(), rel=1e-6)
+
+
 def test_td_terminal_does_not_bootstrap_truncated_does():
     buf = ReplayBuffer(OBS, ACT, 8)
     g = _gen(4)
@@ -683,6 +712,29 @@ def test_td_target_subset():
     assert {_subset_value(values, 5, seed) for seed in range(5)} == {0.0}
     # The generator makes it reproducible.
     assert [_subset_value(values, 2, 17) for _ in range(3)] == [_subset_value(values, 2, 17)] * 3
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("generator", [None, "cpu", "cuda"])
+def test_td_target_subset_draws_on_the_generators_device(generator):
+    """On a GPU the members are drawn where the generator lives (a CPU generator cannot draw on
+    the GPU), or on the critics' device without one; the target is the subset's min either way."""
+    gen = None if generator is None else torch.Generator(generator).manual_seed(0)
+    obs, actions, rewards, next_obs, terminated = (x.cuda() for x in _transitions())
+    loss, metrics = td_loss(
+        _critic().cuda(),
+        ConstantCritic([1.0, 1.0, 1.0]).cuda(),
+        lambda s: torch.zeros(s.shape[0], ACT, device="cuda"),
+        obs,
+        actions,
+        torch.zeros_like(rewards),
+        next_obs,
+        torch.zeros_like(terminated),
+        gamma=1.0,
+        target_subset=2,
+        generator=gen,
+    )
+    assert loss.is_cuda and metrics["target_mean"].item() == 1.0
 
 
 @pytest.mark.parametrize("subset", [0, 6, -1])
@@ -845,6 +897,69 @@ def test_objectives_draw_on_the_actions_device():
     loss, _ = dql_loss(zero, critic, DDPMSampler(schedule), obs, actions, 1.0, _gen())
     # The sampled actions too (a CPU scalar Q term would still combine with a meta loss).
     assert loss.device == meta and critic.devices == [meta]
+
+
+@pytest.mark.parametrize(
+    "loss",
+    [
+        lambda denoiser, critic, sampler, obs: dime_loss(denoiser, critic, sampler, obs, ACT, 0.5),
+        lambda denoiser, critic, sampler, obs: dacer_loss(denoiser, critic, sampler, obs, ACT, 0.3),
+        lambda denoiser, critic, sampler, obs: qvpo_loss(denoiser, critic, sampler, obs, ACT, 4),
+    ],
+    ids=["dime", "dacer", "qvpo"],
+)
+def test_online_objectives_draw_on_the_states_device(loss):
+    """DIME, DACER and QVPO on the meta device: their x_T, noise and uniform draws follow obs."""
+    meta = torch.device("meta")
+    half = Oracle(lambda a_t, t: 0.5 * a_t)
+    sampler = DDPMSampler(_schedule(), variance="large", clipping=Clipping(each_step=False))
+    value, metrics = loss(half, TwoMemberMetaCritic(), sampler, torch.zeros(8, OBS, device=meta))
+    assert value.device == meta and all(m.device == meta for m in metrics.values())
+
+
+class TwoMemberMetaCritic(MetaCritic):
+    """MetaCritic with the ensemble's reduction."""
+
+    @staticmethod
+    def reduce(q: Tensor, how: str) -> Tensor:
+        return q.min(0).values if how == "min" else q.mean(0)
+
+
+def test_policy_actions_build_no_graph_unless_asked():
+    """The chain's draws carry no autograd graph by default (QVPO's candidates, DACER's entropy
+    samples); differentiable=True backpropagates through them (DIME, DACER's loss, DQL)."""
+    obs = torch.zeros(4, OBS)
+    for differentiable in (False, True):
+        kwargs = {"differentiable": True} if differentiable else {}
+        _, actions = policy_actions(_denoiser(), DDPMSampler(_schedule()), obs, ACT, 2, **kwargs)
+        assert actions.shape == (8, ACT) and actions.requires_grad == differentiable
+
+
+@pytest.mark.parametrize("gamma", [-0.1, 1.5])
+def test_td_losses_refuse_a_discount_outside_zero_one_with_their_name(gamma):
+    obs, actions, rewards, next_obs, terminated = _transitions()
+    zeros = lambda s: torch.zeros(s.shape[0], ACT)  # noqa: E731
+    args = (zeros, obs, actions, rewards, next_obs, terminated)
+    losses = {  # TableCritic(2, 12): crossq_td_loss reads current and next states in one batch
+        "td_loss": lambda g: td_loss(TableCritic(2, 6), ConstantCritic([2.0, 3.0]), *args, g),
+        "crossq_td_loss": lambda g: crossq_td_loss(TableCritic(2, 12), *args, g),
+    }
+    for name, loss in losses.items():
+        with pytest.raises(ValueError) as err:
+            loss(gamma)
+        assert str(err.value) == f"{name}: gamma = {gamma}: must lie in [0, 1]"
+        for valid in (0.0, 1.0):  # both ends are valid discounts
+            loss(valid)
+
+
+def test_qsm_loss_refuses_an_empty_batch_and_takes_a_batch_of_one():
+    denoiser, critic = _denoiser(), _critic()
+    obs, actions = _data(batch=1)
+    loss, _ = qsm_loss(denoiser, critic, _schedule(), obs, actions)
+    assert torch.isfinite(loss)
+    with pytest.raises(ValueError) as err:
+        qsm_loss(denoiser, critic, _schedule(), obs[:0], actions[:0])
+    assert str(err.value) == "qsm_loss: the batch is empty (actions (0, 2))"
 
 
 def test_td_losses_default_discount_is_0_99():

@@ -86,6 +86,24 @@ def test_running_scale_is_the_bias_corrected_average_and_equivariant(rate, count
     assert scaled.scale.item() == pytest.approx(scale * plain.scale.item(), rel=1e-9)
 
 
+@pytest.mark.parametrize("rate", [0.0, -0.1, 1.5])
+def test_a_rate_outside_zero_one_is_refused(rate):
+    with pytest.raises(ValueError) as err:
+        RunningRewardScale(rate)
+    assert str(err.value) == f"rate must lie in (0, 1], got {rate}"
+
+
+def test_rate_one_takes_each_batch_alone_and_normalise_divides_by_it():
+    """rate 1 (allowed): s is the last batch's mean |r|; normalise divides the rewards by the
+    scale it has after stepping with them, in the rewards' dtype."""
+    s = RunningRewardScale(1.0).double()
+    s.update(torch.tensor([1.0, -3.0], dtype=torch.float64))
+    rewards = torch.tensor([4.0, -2.0, 0.0])
+    normalised = s.normalise(rewards)
+    assert normalised.dtype == torch.float32
+    assert normalised.tolist() == [2.0, -1.0, 0.0]  # s = mean |r| of this batch = 2
+
+
 def test_running_scale_is_one_before_any_batch_and_finite_on_zero_rewards():
     s = RunningRewardScale()
     assert s.scale.item() == 1.0

@@ -601,8 +601,9 @@ def test_langevin_chain_law_for_gaussian_score(mean, std, step, num_steps, init_
 
 def test_langevin_refuses_to_backpropagate():
     sampler = LangevinSampler(make_schedule("vp", 5), num_steps=2)
-    with pytest.raises(ValueError, match="backpropagate"):
+    with pytest.raises(ValueError) as err:
         sampler.sample(lambda x, t, c: x, None, torch.zeros(2, 1), differentiable=True)
+    assert str(err.value) == "LangevinSampler cannot backpropagate; use DDPM or DDIM for that"
     with pytest.raises(ValueError, match="init_scale"):
         LangevinSampler(make_schedule("vp", 5), init_scale=-1.0)
 
@@ -689,6 +690,32 @@ def test_chains_stay_on_the_samples_device(sampler_cls):
     sampler = sampler_cls(make_schedule("vp", 5), clipping=Clipping(x0=True))
     x_T = torch.zeros(4, 2, device="meta")
     out = sampler.sample(lambda x, t, c: 0.5 * x, None, x_T, generator=gen(0))
+    assert out.device.type == "meta" and out.shape == (4, 2)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+def test_a_langevin_step_adds_its_noise_scale_times_the_generators_draw(dtype):
+    """On a flat score (eps prediction 0) two steps move init_scale x_init by sqrt(2 h T) (z1 +
+    z2), z the generator's standard normal draws in x's dtype: the same numbers by hand."""
+    h, temperature, init = 0.01, 0.7, 0.5
+    sampler = LangevinSampler(
+        make_schedule("vp", 5, F64), step_size=h, num_steps=2, init_scale=init,
+        temperature=temperature,
+    )  # fmt: skip
+    x_init = torch.randn(64, 3, generator=gen(0), dtype=dtype)
+    out = sampler.sample(lambda x, t, c: torch.zeros_like(x), None, x_init, gen(1))
+    g = gen(1)
+    z1, z2 = (torch.randn(64, 3, generator=g, dtype=dtype) for _ in range(2))
+    expected = init * x_init + (2 * h * temperature) ** 0.5 * z1 + (2 * h * temperature) ** 0.5 * z2
+    assert out.dtype == dtype
+    torch.testing.assert_close(out, expected, rtol=4 * torch.finfo(dtype).eps, atol=0)
+
+
+def test_langevin_chains_stay_on_the_samples_device():
+    """On PyTorch's meta device (a stand-in for an accelerator) a CPU noise draw would raise."""
+    sampler = LangevinSampler(make_schedule("vp", 5), num_steps=3, clipping=Clipping(x0=True))
+    x_init = torch.zeros(4, 2, device="meta")
+    out = sampler.sample(lambda x, t, c: 0.5 * x, None, x_init, generator=gen(0))
     assert out.device.type == "meta" and out.shape == (4, 2)
 
 

@@ -18,7 +18,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))  # as the scripts import their pack
 import probe  # noqa: E402
 import speed  # noqa: E402
 
-from timing.update import harness_method_configs  # noqa: E402
+from timing.denoiser_calls import denoiser_calls  # noqa: E402
+from timing.update import harness_method_configs, objective_configs  # noqa: E402
 
 
 def one_error_line(main, args: list[str], capsys) -> str:
@@ -46,6 +47,7 @@ def one_error_line(main, args: list[str], capsys) -> str:
         (["update", "--clock", "gpu"], "--clock gpu: must be one of: wall, cpu"),
         (["update", "--methods", "sac"], "--methods sac: not a QSM method; valid: qsm-best, "),
         (["update", "--methods", "qsm-nope"], "--methods qsm-nope: not a QSM method; valid: "),
+        (["update", "--objectives", "nope"], "--objectives nope: unknown; valid: qsm, "),
         (["revisions", "--only", "nope"], "--only 'nope' matches none of: reference (512, "),
         (["revisions", "--base", "no-such-rev"], "--base no-such-rev: fatal: "),
         (["critic", "--base", "no-such-rev"], "--base no-such-rev: fatal: "),
@@ -76,6 +78,35 @@ def test_update_speed_times_a_harness_method_with_the_config_its_runs_have():
     assert configs["qsm-ln-no-target-input-renorm"] == expected
     assert configs["qsm-best"] == MUJOCO_PRESETS["best"]("Hopper-v5").agent
     assert list(configs) == ["qsm-ln-no-target-input-renorm", "qsm-best"]
+
+
+def test_update_speed_objectives_are_the_harness_methods_of_the_same_objective():
+    """--objectives NAME times the config the harness method NAME-best runs (where one exists),
+    and the best preset for qsm."""
+    from diffpolicy.rl.agent.presets import MUJOCO_PRESETS
+
+    names = ("dime", "dacer", "qvpo")
+    configs = objective_configs(("qsm", *names))
+    methods = harness_method_configs(tuple(f"{n}-best" for n in names))
+    assert configs["best, objective qsm"] == MUJOCO_PRESETS["best"]("Hopper-v5").agent
+    for name in names:
+        assert configs[f"best, objective {name}"] == methods[f"{name}-best"]
+
+
+def test_update_speed_counts_every_denoiser_call_and_row():
+    """QVPO with n draws per state on a K-level DDPM chain, counted by hand: per update, K calls
+    on the batch for the critic's target actions, K on n batches for the draws and one on the
+    batch plus 10 uniform actions per state for the loss; per action, K."""
+    from diffpolicy.rl import AgentConfig
+    from timing.common import qsm_tasks, random_transitions
+
+    K, n = 3, 4
+    cfg = AgentConfig(
+        objective="qvpo", qvpo_samples=n, diffusion_steps=K, actor_hidden=(8,), critic_hidden=(8,)
+    )
+    tasks = qsm_tasks(cfg, random_transitions())
+    calls, batches, per_action = denoiser_calls(tasks, updates=2)
+    assert (calls, batches, per_action) == (K + K + 1, K + K * n + 1 + 10, K)
 
 
 @pytest.mark.parametrize(

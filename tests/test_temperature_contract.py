@@ -75,3 +75,19 @@ def test_log_alpha_takes_adam_steps_on_the_log_spread_error():
         assert metrics["alpha"].item() == pytest.approx(math.exp(control.log_alpha.item()))
         assert metrics["action_spread"].item() == pytest.approx(spread)
     assert expected[0] > 0  # the first spread was above the target: alpha went up
+
+
+def test_alpha_is_exp_of_log_alpha_and_carries_no_gradient():
+    """alpha scales losses (QSM's target, DIME's entropy term): it must not pass their gradient
+    on to log alpha, which only its own controller steps."""
+    control = AdaptiveTemperature(initial_alpha=2.0, target_std=0.1)
+    alpha = control.alpha
+    assert alpha.item() == pytest.approx(math.exp(control.log_alpha.item()))
+    assert not alpha.requires_grad and alpha.grad_fn is None
+
+
+def test_a_temperature_without_target_std_refuses_step_with_message():
+    control = AdaptiveTemperature(initial_alpha=2.0, target_std=None)
+    with pytest.raises(ValueError) as err:
+        control.step(torch.tensor(0.3))
+    assert str(err.value) == "this temperature has no target std: step it with step_error"

@@ -131,7 +131,7 @@ def test_crossq_loss_fits_the_detached_next_half_by_cross_entropy():
     )
     obs, actions, rewards, next_obs, terminated, next_actions = _transitions()
     critic.train()
-    loss, _ = crossq_td_loss(
+    loss, metrics = crossq_td_loss(
         critic, lambda s: next_actions, obs, actions, rewards, next_obs, terminated, gamma=0.9
     )
     # Before the renorm warm-up ends a training pass normalises by the batch's own statistics,
@@ -140,6 +140,8 @@ def test_crossq_loss_fits_the_detached_next_half_by_cross_entropy():
     q_next = critic.values(logits[:, 7:])
     expected = _by_hand(critic, logits[:, :7], rewards, terminated, q_next, 0.9)
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    q = critic.value_distribution.expectation(logits[:, :7])
+    assert metrics["q_mean"].item() == pytest.approx(q.mean().item(), rel=1e-5)
 
 
 TINY = {"actor_hidden": (16, 16), "critic_hidden": (16, 16), "batch_size": 8}
@@ -183,3 +185,58 @@ def test_bad_value_distribution_options_are_one_line(options, field):
     with pytest.raises(ConfigError, match=field) as err:
         AgentConfig(**options)
     assert "\n" not in str(err.value)
+
+
+def test_every_operation_reads_the_last_axis_of_an_ensembles_logits():
+    """(members, batch, bins) logits, as the critic ensemble gives them, in float64: each
+    member's slice is the 2-D computation checked above."""
+    support = HLGauss(-3.0, 3.0, 7)
+    logits = torch.randn(2, 5, 7, dtype=torch.float64)
+    target = torch.linspace(-4.0, 4.0, 5, dtype=torch.float64)
+    values, losses = support.expectation(logits), support.cross_entropy(logits, target)
+    assert values.dtype == torch.float64 and values.shape == losses.shape == (2, 5)
+    for m in range(2):
+        assert torch.allclose(values[m], support.expectation(logits[m]))
+        assert torch.allclose(losses[m], support.cross_entropy(logits[m], target))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_the_target_distribution_is_in_the_targets_dtype(dtype):
+    support = HLGauss(-1.0, 1.0, 8)
+    p = support.probabilities(torch.tensor([-0.3, 0.5], dtype=dtype))
+    assert p.dtype == dtype
+    assert torch.allclose(p.double().sum(-1), torch.ones(2, dtype=torch.float64), atol=0.05)
+
+
+def test_targets_below_the_support_are_clamped_to_its_lower_edge():
+    support = HLGauss(-1.0, 1.0, 8)
+    below, edge = support.probabilities(torch.tensor([-7.0, -1.0]))
+    assert torch.allclose(below, edge)
+    assert below.argmax().item() == 0
+
+
+def test_the_support_is_derived_state_only():
+    """edges and centres follow from (v_min, v_max, bins): nothing goes into a state dict."""
+    support = HLGauss(-1.0, 1.0, 4)
+    assert support.state_dict() == {}
+    assert support.centres.tolist() == [-0.75, -0.25, 0.25, 0.75]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((0.0, math.inf, 5), "need finite v_min < v_max, got [0.0, inf]"),
+        ((-math.inf, 0.0, 5), "need finite v_min < v_max, got [-inf, 0.0]"),
+        ((1.0, 1.0, 5), "need finite v_min < v_max, got [1.0, 1.0]"),
+        ((2.0, 1.0, 5), "need finite v_min < v_max, got [2.0, 1.0]"),
+        ((0.0, 1.0, 1), "need at least 2 bins, got 1"),
+    ],
+)
+def test_a_bad_support_is_refused_with_its_values(args, message):
+    with pytest.raises(ValueError) as err:
+        HLGauss(*args)
+    assert str(err.value) == message
+
+
+def test_two_bins_are_enough():
+    assert HLGauss(0.0, 1.0, 2).centres.tolist() == [0.25, 0.75]

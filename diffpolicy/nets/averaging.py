@@ -10,7 +10,6 @@ import torch
 from torch import nn
 
 
-@torch.no_grad()
 def soft_update(target: nn.Module, online: nn.Module, tau: float) -> None:
     """target <- (1 - tau) * target + tau * online, parameters and float buffers alike.
 
@@ -23,7 +22,8 @@ def soft_update(target: nn.Module, online: nn.Module, tau: float) -> None:
         raise ValueError(f"target has {len(targets)} float tensors, online {len(onlines)}")
     if targets:
         # One fused call for every tensor instead of a Python loop of small lerps.
-        torch._foreach_lerp_(targets, onlines, tau)
+        with torch.no_grad():
+            torch._foreach_lerp_(targets, onlines, tau)
 
 
 def _floats(module: nn.Module) -> Iterator[torch.Tensor]:
@@ -58,7 +58,6 @@ class EMA(nn.Module):
         k = self._count
         return min(self.max_decay, (1 + k) / (10 + k))
 
-    @torch.no_grad()
     def update(self, online: nn.Module) -> None:
         soft_update(self.model, online, 1.0 - self.decay())
         self.num_updates += 1

@@ -34,14 +34,18 @@ class _Renormalise(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx: FunctionCtx, grad_y):  # type: ignore[override]
-        x_hat, inv_std, scale, r, d = ctx.saved_tensors
-        batch = x_hat.shape[1]
-        grad_bias = grad_y.sum(dim=1, keepdim=True)
-        grad_dot = (grad_y * x_hat).sum(dim=1, keepdim=True)
-        grad_weight = r * grad_dot + d * grad_bias
-        # Through the batch statistics: dx = scale / sigma_B * (g - mean(g) - x_hat mean(g x_hat)).
-        grad_x = torch.addcmul(grad_y - grad_bias / batch, x_hat, grad_dot, value=-1.0 / batch)
-        return grad_x.mul_(scale * inv_std), grad_weight, grad_bias, None, None, None, None
+        return *_renormalise_grads(grad_y, *ctx.saved_tensors), None, None, None, None
+
+
+def _renormalise_grads(grad_y, x_hat, inv_std, scale, r, d) -> tuple[Tensor, Tensor, Tensor]:
+    """The gradients of `_Renormalise` with respect to x, weight and bias."""
+    batch = x_hat.shape[1]
+    grad_bias = grad_y.sum(dim=1, keepdim=True)
+    grad_dot = (grad_y * x_hat).sum(dim=1, keepdim=True)
+    grad_weight = r * grad_dot + d * grad_bias
+    # Through the batch statistics: dx = scale / sigma_B * (g - mean(g) - x_hat mean(g x_hat)).
+    grad_x = torch.addcmul(grad_y - grad_bias / batch, x_hat, grad_dot, value=-1.0 / batch)
+    return grad_x.mul_(scale * inv_std), grad_weight, grad_bias
 
 
 class EnsembleBatchRenorm(nn.Module):

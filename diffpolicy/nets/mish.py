@@ -23,6 +23,13 @@ def _tanh_softplus(s: Tensor) -> Tensor:
     return num.div_(torch.rsub(num, 2.0))
 
 
+def _mish_grad(grad: Tensor, x: Tensor, s: Tensor, tsp: Tensor) -> Tensor:
+    """grad times d/dx [x tanh(softplus(x))] = tanh(sp) + x sigmoid(x) (1 - tanh(sp)^2), where
+    1 - tanh(sp)^2 = ((1 - s)(1 + tanh(sp)))^2 avoids the cancellation as tanh(sp) -> 1."""
+    sech = torch.rsub(s, 1.0).mul_(tsp + 1.0)
+    return grad * torch.addcmul(tsp, x * s, sech.square_())
+
+
 class _MishFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor) -> Tensor:
@@ -34,11 +41,7 @@ class _MishFunction(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad: Tensor) -> Tensor:
-        x, s, tsp = ctx.saved_tensors
-        # d/dx [x tanh(softplus(x))] = tanh(sp) + x sigmoid(x) (1 - tanh(sp)^2), where
-        # 1 - tanh(sp)^2 = ((1 - s)(1 + tanh(sp)))^2 avoids the cancellation as tanh(sp) -> 1.
-        sech = torch.rsub(s, 1.0).mul_(tsp + 1.0)
-        return grad * torch.addcmul(tsp, x * s, sech.square_())
+        return _mish_grad(grad, *ctx.saved_tensors)
 
 
 def mish(x: Tensor) -> Tensor:

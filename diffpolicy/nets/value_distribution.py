@@ -47,12 +47,13 @@ class HLGauss(nn.Module):
 
     def probabilities(self, target: Tensor) -> Tensor:
         """target (...) -> the HL-Gauss distribution (..., bins) of each value, clamped to the
-        support."""
+        support, in the target's dtype."""
         y = target.clamp(self.v_min, self.v_max).unsqueeze(-1)
-        z = (self.edges.to(y.dtype) - y) / (self.sigma * math.sqrt(2.0))
-        cdf = 0.5 * (1.0 + torch.erf(z))  # Phi at every edge
-        mass = cdf[..., 1:] - cdf[..., :-1]
-        return mass / (cdf[..., -1:] - cdf[..., :1])
+        # erf((e - y) / (sigma sqrt 2)) = 2 Phi((e - y) / sigma) - 1 at every edge e: an affine
+        # map of Phi, which the normalisation by the support's mass removes.
+        erf = torch.erf((self.edges.to(y.dtype) - y) / (self.sigma * math.sqrt(2.0)))
+        mass = erf[..., 1:] - erf[..., :-1]
+        return mass / (erf[..., -1:] - erf[..., :1])
 
     def cross_entropy(self, logits: Tensor, target: Tensor) -> Tensor:
         """logits (..., bins), target (...) -> -sum_i p_i(target) log softmax(logits)_i, (...)."""

@@ -51,7 +51,6 @@ def dacer_loss(
     return loss, {"dacer_loss": loss.detach(), "q_policy": q.mean().detach()}
 
 
-@torch.no_grad()
 def policy_entropy(
     denoiser: nn.Module,
     sampler: Sampler,
@@ -63,6 +62,7 @@ def policy_entropy(
 ) -> Tensor:
     """The Gaussian-mixture estimate of the noisy policy's entropy, averaged over the states of
     obs (batch, obs_dim), from `samples` actions per state: a scalar tensor."""
-    _, chain = policy_actions(denoiser, sampler, obs, act_dim, samples, generator=generator)
-    actions = noisy_actions(chain, noise_std, generator)
-    return estimate_entropy(rearrange(actions, "(b n) d -> b n d", n=samples)).mean()
+    with torch.no_grad():
+        _, chain = policy_actions(denoiser, sampler, obs, act_dim, samples, generator=generator)
+        actions = noisy_actions(chain, noise_std, generator)
+        return estimate_entropy(rearrange(actions, "(b n) d -> b n d", n=samples)).mean()

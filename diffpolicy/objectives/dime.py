@@ -36,7 +36,7 @@ from diffpolicy.samplers.base import level
 def gaussian_log_density(x: Tensor, mean: Tensor | float, std: Tensor | float) -> Tensor:
     """log N(x; mean, std^2 I), summed over the last dimension: (batch, d) -> (batch,)."""
     z = (x - mean) / std
-    log_std = torch.log(torch.as_tensor(std, dtype=x.dtype, device=x.device))
+    log_std = std.log() if isinstance(std, Tensor) else math.log(std)
     per_dim = -0.5 * z.square() - log_std - 0.5 * math.log(2.0 * math.pi)
     return per_dim.sum(-1)
 

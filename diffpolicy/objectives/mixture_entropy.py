@@ -5,7 +5,7 @@ fixed number of EM iterations (no convergence test, so nothing is read on the ho
 entropy is approximated by
 
     H ~= sum_k w_k H(N(mu_k, Sigma_k)) - sum_k w_k log w_k,
-    H(N(mu, Sigma)) = d / 2 (1 + log 2 pi) + 1 / 2 log det Sigma,
+    H(N(mu, Sigma)) = 1 / 2 log det(2 pi e Sigma) = d / 2 (1 + log 2 pi) + 1 / 2 log det Sigma,
 
 which is the mixture's entropy when its components do not overlap and an upper bound on it
 otherwise (Huber et al. 2008). DACER (Wang et al. 2024, github.com/happy-yan/DACER-Diffusion-
@@ -25,9 +25,8 @@ REG_COVAR = 1e-6
 
 
 def gaussian_entropy(cov: Tensor) -> Tensor:
-    """Differential entropy of N(mu, cov): (..., d, d) -> (...)."""
-    d = cov.shape[-1]
-    return 0.5 * d * (1.0 + math.log(2.0 * math.pi)) + 0.5 * torch.linalg.slogdet(cov)[1]
+    """Differential entropy of N(mu, cov), 1 / 2 log det(2 pi e cov): (..., d, d) -> (...)."""
+    return 0.5 * torch.linalg.slogdet(2.0 * math.pi * math.e * cov)[1]
 
 
 def mixture_entropy(weights: Tensor, covs: Tensor) -> Tensor:
@@ -51,35 +50,35 @@ def fit_gaussian_mixture(
     start = torch.linspace(0, n - 1, components).long().to(x.device)
     means = x[:, start]
     centred = x - x.mean(dim=1, keepdim=True)
-    cov = centred.transpose(1, 2) @ centred / n + eye
+    cov = centred.mT @ centred / n + eye
     covs = cov.unsqueeze(1).expand(states, components, d, d)
     weights = torch.full((states, components), 1.0 / components, dtype=x.dtype, device=x.device)
     for _ in range(iterations):
         resp = responsibilities(x, weights, means, covs)  # (states, n, K)
         mass = resp.sum(dim=1).clamp(min=torch.finfo(x.dtype).tiny)  # (states, K); never 0
         weights = mass / n
-        means = resp.transpose(1, 2) @ x / mass.unsqueeze(-1)
+        means = resp.mT @ x / mass.unsqueeze(-1)
         diff = x.unsqueeze(1) - means.unsqueeze(2)  # (states, K, n, d)
-        weighted = diff * resp.transpose(1, 2).unsqueeze(-1)
-        covs = weighted.transpose(-1, -2) @ diff / mass[..., None, None] + eye
+        weighted = diff * resp.mT.unsqueeze(-1)
+        covs = weighted.mT @ diff / mass[..., None, None] + eye
     return weights, means, covs
 
 
 def responsibilities(x: Tensor, weights: Tensor, means: Tensor, covs: Tensor) -> Tensor:
-    """p(component k | x_n) for every sample: (states, n, K)."""
-    d = x.shape[-1]
+    """p(component k | x_n) for every sample: (states, n, K). The Gaussian log-densities leave
+    out their constant -d / 2 log 2 pi: the same for every component, it cancels in the
+    normalisation."""
     chol, _ = torch.linalg.cholesky_ex(covs)  # no error check: it would read the device
-    diff = (x.unsqueeze(1) - means.unsqueeze(2)).transpose(-1, -2)  # (states, K, d, n)
+    diff = (x.unsqueeze(1) - means.unsqueeze(2)).mT  # (states, K, d, n)
     z = torch.linalg.solve_triangular(chol, diff, upper=False)
-    log_det = chol.diagonal(dim1=-2, dim2=-1).log().sum(-1)  # half log det Sigma
-    log_pdf = -0.5 * z.square().sum(-2) - log_det.unsqueeze(-1) - 0.5 * d * math.log(2 * math.pi)
+    log_det = torch.linalg.diagonal(chol).log().sum(-1)  # half log det Sigma
+    log_pdf = -0.5 * z.square().sum(-2) - log_det.unsqueeze(-1)
     log_joint = log_pdf + weights.log().unsqueeze(-1)  # (states, K, n)
-    return log_joint.softmax(dim=1).transpose(1, 2)
+    return log_joint.softmax(dim=1).mT
 
 
 def estimate_entropy(x: Tensor, components: int = 3, iterations: int = 50) -> Tensor:
     """DACER's entropy estimate of each row's samples: x (states, n, d) -> (states,), computed
-    in float64 whatever x's dtype (outside any autocast)."""
-    with torch.autocast(x.device.type, enabled=False):
-        fitted = fit_gaussian_mixture(x.double(), components, iterations)
-        return mixture_entropy(fitted[0], fitted[2]).to(x.dtype)
+    in float64 whatever x's dtype (autocast never casts float64, so not in bfloat16 either)."""
+    weights, _, covs = fit_gaussian_mixture(x.double(), components, iterations)
+    return mixture_entropy(weights, covs).to(x.dtype)

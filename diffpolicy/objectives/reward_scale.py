@@ -40,13 +40,14 @@ class RunningRewardScale(nn.Module):
         unseen = torch.ones_like(self.mean_abs)
         return torch.where(self.weight > 0, average, unseen).clamp_min(TINY)
 
-    @torch.no_grad()
     def update(self, rewards: Tensor) -> None:
         """One step of the average with this batch's rewards (batch,)."""
-        self.mean_abs.lerp_(rewards.abs().mean().to(self.mean_abs.dtype), self.rate)
-        self.weight.lerp_(torch.ones_like(self.weight), self.rate)
+        with torch.no_grad():
+            self.mean_abs.lerp_(rewards.abs().mean().to(self.mean_abs.dtype), self.rate)
+            self.weight.lerp_(torch.ones_like(self.weight), self.rate)
 
     def normalise(self, rewards: Tensor) -> Tensor:
-        """rewards / s, after stepping s with them."""
+        """rewards / s, after stepping s with them, in the rewards' dtype (s is 0-d: it takes
+        the rewards' dtype in the division)."""
         self.update(rewards)
-        return rewards / self.scale.to(rewards.dtype)
+        return rewards / self.scale

@@ -98,7 +98,6 @@ class LangevinSampler:
             return -self.schedule.convert(pred, x, t, self.prediction, "eps", validate=False)
         return self.schedule.convert(pred, x, t, self.prediction, "score", validate=False)
 
-    @torch.no_grad()
     def sample(
         self,
         denoise: DenoiseFn,
@@ -111,17 +110,18 @@ class LangevinSampler:
         from init_scale * x_init. Not differentiable (Diffusion-QL needs DDPM or DDIM)."""
         if differentiable:
             raise ValueError("LangevinSampler cannot backpropagate; use DDPM or DDIM for that")
-        x = self.init_scale * x_init
-        t = level(0, x)
-        h = self.step_size
-        noise_scale = (2 * h * self.temperature) ** 0.5
-        for _ in range(self.num_steps):
-            score = self.score(denoise, x, t, cond)
-            # Drawn even at temperature 0, so every temperature sees the same noise stream.
-            z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-            x = x + h * score + noise_scale * z
-            if self.clipping.each_step:
+        with torch.no_grad():
+            x = self.init_scale * x_init
+            t = level(0, x)
+            h = self.step_size
+            noise_scale = (2 * h * self.temperature) ** 0.5
+            for _ in range(self.num_steps):
+                score = self.score(denoise, x, t, cond)
+                # Drawn even at temperature 0, so every temperature sees the same noise stream.
+                z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+                x = x + h * score + noise_scale * z
+                if self.clipping.each_step:
+                    x = x.clamp(self.clipping.low, self.clipping.high)
+            if self.clipping.final:
                 x = x.clamp(self.clipping.low, self.clipping.high)
-        if self.clipping.final:
-            x = x.clamp(self.clipping.low, self.clipping.high)
-        return x
+            return x
