@@ -70,7 +70,7 @@ from harness.reach import reach_table
 from harness.report import SUITE_INTRO, suite_table
 from harness.results import Group, load_suite
 from harness.seed_table import seed_table
-from harness.tables import suite_rows
+from harness.tables import BASELINE, suite_rows
 
 RESULTS = Path("benchmarks/results")
 
@@ -220,7 +220,8 @@ def table(cfg: Table) -> None:
     check_at_least("--steps", cfg.steps, 1)
     _, groups = _suite_results(cfg.results_root, cfg.suite)
     print(seed_table(groups, cfg.methods, cfg.steps))
-    across = [r for r in suite_rows(groups, cfg.steps) if r["method"] in cfg.methods]
+    shown = [g for g in groups if g.method in cfg.methods or g.method == BASELINE]
+    across = [r for r in suite_rows(shown, cfg.steps) if r["method"] in cfg.methods]
     if across:
         print(f"Across the envs. {SUITE_INTRO}\n")
         print("\n".join(suite_table(across)))
