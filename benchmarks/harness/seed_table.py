@@ -18,7 +18,7 @@ import numpy as np
 
 from harness.report import markdown_table, step_label
 from harness.results import Group
-from harness.tables import BASELINE, env_ratios, usable_envs
+from harness.tables import BASELINE, env_ratios
 
 
 def _seed_cells(group: Group | None, step: int, sac_mean: float | None) -> list[str]:
@@ -57,24 +57,21 @@ def seed_table(groups: Sequence[Group], methods: Sequence[str], steps: Sequence[
                 )
                 cells += _seed_cells(by_key.get((env, method)), step, sac_mean)
             body.append(cells)
+    ratios = {(m, step): env_ratios(groups, m, step) for m in methods for step in steps}
     for method in methods:
-        mine = {g.env: g for g in groups if g.method == method}
+        ran = any(g.method == method for g in groups)
         cells = ["mean of / SAC", method]
         for step in steps:
-            counted = usable_envs(mine, baseline, [step])
-            ratios = [
-                mine[e].values(step).mean() / baseline[e].values(step).mean() for e in counted
-            ]
-            ratio = f"**{np.mean(ratios):.2f}**" if counted else ""
-            where = "not run" if not mine else "no env has every seed"
+            counted = ratios[method, step]
+            ratio = f"**{np.mean(list(counted.values())):.2f}**" if counted else ""
+            where = "no env has every seed" if ran else "not run"
             cells += [f"over {', '.join(counted)}" if counted else where, "", ratio]
         body.append(cells)
     for method in methods:  # the rule the default preset is chosen by
         cells = ["min of / SAC", method]
         for step in steps:
-            ratios = env_ratios(groups, method, step)
-            counted = [e for e in envs if e in ratios]
-            low = f"**{min(ratios.values()):.2f}**" if counted == envs else ""
+            counted = ratios[method, step]
+            low = f"**{min(counted.values()):.2f}**" if sorted(counted) == envs else ""
             cells += [f"over {', '.join(counted)}" if counted else "", "", low]
         body.append(cells)
     return "\n".join(markdown_table(header, body))

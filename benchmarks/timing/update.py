@@ -110,7 +110,8 @@ def objective_configs(names: tuple[str, ...]) -> dict[str, AgentConfig]:
     configs = {}
     for name in names:
         if name not in OBJECTIVES:
-            raise BadInput(f"--objectives {name}: unknown; valid: {', '.join(OBJECTIVES)}, dipo")
+            valid = ", ".join(dict.fromkeys([*OBJECTIVES, "dipo"]))
+            raise BadInput(f"--objectives {name}: unknown; valid: {valid}")
         flags = ["--agent.objective", name]
         if OBJECTIVES[name].differentiates_sampler:
             flags += ["--agent.sampler", "ddpm", "--agent.langevin-score", "trained"]
