@@ -136,6 +136,11 @@ SCREENS: dict[str, Method] = {
         "best, learning from rewards divided by their running mean |r|",
         page=LEVERS,
     ),
+    "qsm-best-rewnorm-rscale-001": qsm(
+        "--preset best --agent.reward-normalization --reward-scale 0.01",
+        "qsm-best-rewnorm on the env's rewards times 0.01 (returns reported in the env's units)",
+        page=LEVERS,
+    ),
     "qsm-crossq-rewnorm": qsm(
         f"{CROSSQ_CRITIC} --agent.reward-normalization",
         "crossq-critic, learning from rewards divided by their running mean |r|",
