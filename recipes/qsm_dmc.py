@@ -4,12 +4,13 @@
     python recipes/qsm_dmc.py --env cheetah-run --run-dir runs/cheetah-run/qsm/seed0 --resume
 
 Same agent, loop, flags, presets and run directory as recipes/qsm_mujoco.py (`--preset best`,
-`crossq-critic`, `fast`, `langevin-t3`, `polyak-ln`, `reference`), with action repeat 1 unless
-`--action-repeat N` says otherwise. The default is the QSM reference preset (`--preset
-reference`), with alpha = 120 on quadruped and humanoid tasks (as the reference suggests): the
-MuJoCo presets' fixed temperature is set for MuJoCo's reward units, and DeepMind Control's rewards
-(in [0, 1] per step) make them too cold there. Any flag overrides the preset. DMC's 1000-step
-episode end is a time-limit truncation, not a terminal.
+`crossq-critic`, `fast`, `langevin-t3`, `polyak-ln`, `polyak-ln-rewnorm`, `reference`), with
+action repeat 1 unless `--action-repeat N` says otherwise. The default is the best preset, as on
+MuJoCo: it divides the rewards by their running mean |r|, so DeepMind Control's rewards (in [0, 1]
+per step) meet the same temperature as MuJoCo's. The other presets' fixed temperature is set for
+MuJoCo's reward units and is too cold here; `--preset reference` takes the reference's alpha = 120
+on quadruped and humanoid tasks, as the reference suggests. Any flag overrides the preset.
+DMC's 1000-step episode end is a time-limit truncation, not a terminal.
 """
 
 import os
@@ -21,7 +22,7 @@ from diffpolicy.rl.run.cli import run_preset_recipe  # noqa: E402
 
 
 def main() -> None:
-    run_preset_recipe(DMC_PRESETS, "reference", "cheetah-run", __doc__)
+    run_preset_recipe(DMC_PRESETS, "best", "cheetah-run", __doc__)
 
 
 if __name__ == "__main__":

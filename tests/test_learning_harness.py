@@ -5,6 +5,7 @@ local backend, and one tiny SB3 SAC run whose eval.csv must have the QSM loop's 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -465,12 +466,15 @@ def _parsed(flags: list[str]):
 
 
 def test_the_best_preset_is_what_the_runs_filed_under_qsm_best_ran():
-    """The runs under qsm-best ran as qsm-polyak-ln-crossq-adam; the old best preset's runs are
-    filed under qsm-crossq-t3 (benchmarks/results/mujoco/PROVENANCE.md)."""
+    """The runs under qsm-best ran as qsm-best-rewnorm; the earlier best presets' runs are filed
+    under qsm-polyak-ln-crossq-adam and qsm-crossq-t3 (benchmarks/results/mujoco/PROVENANCE.md)."""
     best = _parsed(list(METHODS["qsm-best"].flags))
-    assert best == _parsed(list(METHODS["qsm-polyak-ln-crossq-adam"].flags))
-    assert best == _parsed(["--preset", "polyak-ln"])
-    assert best.critic_layer_norm and best.critic_target_network
+    assert best == _parsed(list(METHODS["qsm-best-rewnorm"].flags))
+    assert best == _parsed(["--preset", "polyak-ln-rewnorm"])
+    assert best.reward_normalization and best.critic_layer_norm and best.critic_target_network
+    polyak_ln = _parsed(["--preset", "polyak-ln"])
+    assert polyak_ln == _parsed(list(METHODS["qsm-polyak-ln-crossq-adam"].flags))
+    assert polyak_ln == dataclasses.replace(best, reward_normalization=False)
     crossq_critic = _parsed(["--preset", "crossq-critic"])
     assert crossq_critic == _parsed(list(METHODS["qsm-crossq-t3"].flags))
     assert crossq_critic.critic_batch_renorm and not crossq_critic.critic_target_network

@@ -78,8 +78,14 @@ DDPM = "--agent.sampler ddpm --agent.langevin-score trained"
 PRESET_METHODS: dict[str, Method] = {
     "qsm-best": qsm(
         "--preset best",
-        "the best preset; its 100k runs ran as qsm-polyak-ln-crossq-adam",
-        presets=("best", "polyak-ln"),
+        "the best preset; its 100k runs ran as qsm-best-rewnorm",
+        presets=("best", "polyak-ln-rewnorm"),
+    ),
+    "qsm-polyak-ln-crossq-adam": qsm(
+        "--preset langevin-t3 --agent.critic-layer-norm --agent.critic-lr 1e-3"
+        " --agent.critic-betas 0.5 0.999",
+        "LayerNorm critics with Polyak targets and CrossQ's Adam: the best preset until 2026-12-07",
+        presets=("polyak-ln",),
     ),
     "qsm-crossq-t3": qsm(
         f"{REFERENCE_W256} {LANGEVIN} {CROSSQ_T3}",
@@ -128,14 +134,10 @@ OBJECTIVES: dict[str, Method] = {
     ),
 }
 
-# The screens still in use.
+# The screens still in use. Those named qsm-best-* that ran before 2026-12-07 ran on `polyak-ln`,
+# the best preset then, and their flags say so.
 LEVERS = "experiments/2026-12-07-critic-levers.md"
 SCREENS: dict[str, Method] = {
-    "qsm-best-rewnorm": qsm(
-        "--preset best --agent.reward-normalization",
-        "best, learning from rewards divided by their running mean |r|",
-        page=LEVERS,
-    ),
     "qsm-best-rewnorm-rscale-001": qsm(
         "--preset best --agent.reward-normalization --reward-scale 0.01",
         "qsm-best-rewnorm on the env's rewards times 0.01 (returns reported in the env's units)",
@@ -147,12 +149,14 @@ SCREENS: dict[str, Method] = {
         page=LEVERS,
     ),
     "qsm-best-hlgauss": qsm(
-        "--preset best --agent.critic-value-bins 101",
-        "best with a categorical critic over 101 bins, fitted by HL-Gauss cross-entropy",
+        "--preset polyak-ln --agent.critic-value-bins 101",
+        "polyak-ln with a categorical critic over 101 bins, fitted by HL-Gauss cross-entropy",
         page=LEVERS,
     ),
     "qsm-best-bf16": qsm(
-        "--preset best --agent.precision bfloat16", "best in bfloat16 mixed precision", page=LEVERS
+        "--preset polyak-ln --agent.precision bfloat16",
+        "polyak-ln in bfloat16 mixed precision",
+        page=LEVERS,
     ),
     "qsm-crossq-exact": qsm(
         CROSSQ_EXACT, "the Langevin actor on exactly sb3-contrib CrossQ's critic", page=LEVERS
@@ -168,17 +172,28 @@ SCREENS: dict[str, Method] = {
         page=LEVERS,
     ),
     "qsm-best-bro": qsm(
-        "--preset best --agent.critic-hidden 512 --agent.critic-residual-blocks 2",
-        "BRO's critic (a 512-wide LayerNorm layer, 2 residual blocks) under best",
+        "--preset polyak-ln --agent.critic-hidden 512 --agent.critic-residual-blocks 2",
+        "BRO's critic (a 512-wide LayerNorm layer, 2 residual blocks) under polyak-ln",
+    ),
+    "qsm-best-utd2": qsm(
+        "--preset best --updates-per-step 2",
+        "best with 2 critic and actor updates per env step, no resets",
+        page=LEVERS,
     ),
     "qsm-best-utd2-reset": qsm(
-        "--preset best --updates-per-step 2 --agent.reset-every 25000",
-        "best with 2 updates per env step and every network reset each 25k updates",
+        "--preset polyak-ln --updates-per-step 2 --agent.reset-every 25000",
+        "polyak-ln with 2 updates per env step and every network reset each 25k updates",
     ),
 }
 
 # Screens whose question is answered: runnable still, each with the page that ran it.
 RETIRED: dict[str, Method] = {
+    "qsm-best-rewnorm": retired(
+        "2026-12-07-critic-levers",
+        "--preset polyak-ln --agent.reward-normalization",
+        "polyak-ln learning from rewards divided by their running mean |r|: now the best preset,"
+        " its runs under qsm-best",
+    ),
     "qsm-w256": retired(
         "2026-11-21-variant-screen", REFERENCE_W256, "the reference with 256-wide nets"
     ),
@@ -237,12 +252,6 @@ RETIRED: dict[str, Method] = {
         "2026-12-04-polyak-critics",
         "--preset langevin-t3 --agent.critic-lr 1e-3 --agent.critic-betas 0.5 0.999",
         "langevin-t3 with CrossQ's Adam",
-    ),
-    "qsm-polyak-ln-crossq-adam": retired(
-        "2026-12-04-polyak-critics",
-        "--preset langevin-t3 --agent.critic-layer-norm --agent.critic-lr 1e-3"
-        " --agent.critic-betas 0.5 0.999",
-        "qsm-polyak-crossq-adam with LayerNorm: now the best preset, its runs under qsm-best",
     ),
     "qsm-ln-no-target": retired(
         "2026-12-04-polyak-critics",

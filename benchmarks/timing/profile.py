@@ -28,9 +28,15 @@ MATMULS = ("aten::addmm", "aten::mm", "aten::bmm", "aten::baddbmm")
 
 @dataclass
 class Args:
-    preset: Literal["best", "crossq-critic", "fast", "langevin-t3", "polyak-ln", "reference"] = (
-        "best"
-    )
+    preset: Literal[
+        "best",
+        "crossq-critic",
+        "fast",
+        "langevin-t3",
+        "polyak-ln",
+        "polyak-ln-rewnorm",
+        "reference",
+    ] = "best"
     updates: int = 30
     """Updates profiled (after 10 warm-up updates)."""
     top: int = 12

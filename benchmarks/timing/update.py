@@ -21,14 +21,15 @@ action, and the rows those calls evaluate per update, in batches (256 rows).
 
 Agents: SB3 SAC with its defaults (256x256 networks), the QSM reference preset
 (`presets.qsm_reference`, 512x512, DDPM K = 5), the Langevin preset with the reference's critic
-(`presets.qsm_langevin_t3`), the best preset (`presets.qsm_best`: the same with LayerNorm
-critics and CrossQ's Adam), the same actor on CrossQ's critic (`presets.qsm_crossq_critic`, the
-best preset until issue 14's 100k confirmation) and the fast preset (`presets.qsm_fast`: the
-CrossQ-critic preset with 1 target step and policy delay 3). `--methods` adds QSM methods of the
-learning harness (benchmarks/harness/methods.py), each built from its flags as its runs are;
-`--objectives` the best preset with another actor objective (`--agent.objective NAME`), acting
-with DDPM where the objective backpropagates through the chain (as the harness methods
-dime-best and dacer-best do); "dipo" is registered from examples/custom_objective.py.
+(`presets.qsm_langevin_t3`), the best preset (`presets.qsm_best`: the same with LayerNorm critics,
+CrossQ's Adam and reward normalisation), the same actor on CrossQ's critic
+(`presets.qsm_crossq_critic`, the best preset until issue 14's 100k confirmation) and the fast
+preset (`presets.qsm_fast`: the CrossQ-critic preset with 1 target step and policy delay 3).
+`--methods` adds QSM methods of the learning harness (benchmarks/harness/methods.py), each built
+from its flags as its runs are; `--objectives` the best preset with another actor objective
+(`--agent.objective NAME`), acting with DDPM where the objective backpropagates through the chain
+(as the harness methods dime-best and dacer-best do); "dipo" is registered from
+examples/custom_objective.py.
 """
 
 from __future__ import annotations

@@ -68,13 +68,24 @@ def qsm_polyak_ln(env: str = "Hopper-v5") -> TrainConfig:
     return dataclasses.replace(cfg, agent=agent)
 
 
-def qsm_best(env: str = "Hopper-v5") -> TrainConfig:
-    """The best configuration measured, the default: `polyak-ln`.
+def qsm_polyak_ln_rewnorm(env: str = "Hopper-v5") -> TrainConfig:
+    """`polyak-ln` learning from rewards divided by their running mean |r|: reward-scale free.
 
-    `qsm_polyak_ln` has the highest mean over Hopper-v5, HalfCheetah-v5 and Walker2d-v5 of
-    (return / SB3 SAC's) at 100k steps, 3 seeds each (docs: Results). Harness method
-    `qsm-best`."""
-    return qsm_polyak_ln(env)
+    `AgentConfig.reward_normalization`: the critic learns r / s, s a bias-corrected running mean
+    of |r| over the replay batches, so the fixed QSM temperature meets Q-gradients of the same size
+    whatever the env's reward units (DeepMind Control's rewards in [0, 1] as MuJoCo's; docs:
+    Experiments, 2026-12-07). Harness method `qsm-best-rewnorm`."""
+    cfg = qsm_polyak_ln(env)
+    return dataclasses.replace(cfg, agent=dataclasses.replace(cfg.agent, reward_normalization=True))
+
+
+def qsm_best(env: str = "Hopper-v5") -> TrainConfig:
+    """The best configuration measured, the default: `polyak-ln-rewnorm`.
+
+    `qsm_polyak_ln_rewnorm` has the highest minimum over Hopper-v5, HalfCheetah-v5 and Walker2d-v5
+    of (mean return / SB3 SAC's mean return) at 100k steps, 3 seeds each (docs: Results), and
+    learns DeepMind Control's [0, 1] rewards. Harness method `qsm-best`."""
+    return qsm_polyak_ln_rewnorm(env)
 
 
 def qsm_fast(env: str = "Hopper-v5") -> TrainConfig:
@@ -115,6 +126,7 @@ MUJOCO_PRESETS = {
     "fast": qsm_fast,
     "langevin-t3": qsm_langevin_t3,
     "polyak-ln": qsm_polyak_ln,
+    "polyak-ln-rewnorm": qsm_polyak_ln_rewnorm,
     "reference": qsm_reference,
 }
 """The presets `recipes/qsm_mujoco.py --preset NAME` starts from (its --help lists them)."""
