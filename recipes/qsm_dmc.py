@@ -7,9 +7,10 @@ Same agent, loop, flags, presets and run directory as recipes/qsm_mujoco.py (`--
 `crossq-critic`, `fast`, `langevin-t3`, `polyak-ln`, `polyak-ln-rewnorm`, `reference`), with
 action repeat 1 unless `--action-repeat N` says otherwise. The default is the best preset, as on
 MuJoCo: it divides the rewards by their running mean |r|, so DeepMind Control's rewards (in [0, 1]
-per step) meet the same temperature as MuJoCo's. The other presets' fixed temperature is set for
-MuJoCo's reward units and is too cold here; `--preset reference` takes the reference's alpha = 120
-on quadruped and humanoid tasks, as the reference suggests. Any flag overrides the preset.
+per step) meet the same temperature as MuJoCo's. The presets without that normalisation keep a
+temperature set for MuJoCo's reward units, too cold here; `--preset reference` takes the
+reference's alpha = 120 on quadruped and humanoid tasks, as the reference suggests. Any flag
+overrides the preset.
 DMC's 1000-step episode end is a time-limit truncation, not a terminal.
 """
 
