@@ -3,9 +3,11 @@ and checkpoint.pt) and prints one CSV row per run (and sampler):
 
     python benchmarks/probe.py saturation RUN_DIR [RUN_DIR ...] [--samplers trained langevin]
     python benchmarks/probe.py bias RUN_DIR [RUN_DIR ...] [--episodes 10]
+    python benchmarks/probe.py greed RUN_DIR [RUN_DIR ...] [--temperatures 1 0.5 0] [--best-of 1]
 
 `saturation`: how bang-bang a trained policy is, and how the same weights act under another
-sampler. `bias`: how far the critic is from the returns its policy gets.
+sampler. `bias`: how far the critic is from the returns its policy gets. `greed`: how the
+evaluation return of the same weights depends on the evaluation temperature and best-of-N.
 `python benchmarks/probe.py COMMAND --help` says more. Bad input ends with one `error: ...` line
 and exit status 2.
 """
@@ -87,6 +89,29 @@ class Bias:
     """Env k is reset with seed + k; the policy's sample is seeded with it too."""
 
 
+@dataclass
+class Greed:
+    """How the evaluation return of a trained run depends on how greedily it acts.
+
+    For each run directory (its last checkpoint), each --temperatures T and each --best-of N,
+    runs --episodes evaluation episodes as the training loop evaluates (env k reset with --seed +
+    k, no exploration noise) with `eval_temperature` T and `eval_best_of` N, and prints one CSV
+    row: the mean, std and min of the returns. The weights are the same in every row; only the
+    acting changes (T = 1, N = 1: the policy as trained; T = 0: no sampling noise after the
+    chain's initial draw; N > 1: the best of N samples by the critic's mean Q)."""
+
+    run_dirs: RunDirs
+    """Run directories to read."""
+    temperatures: tuple[float, ...] = (1.0, 0.5, 0.0)
+    """Evaluation temperatures to try (each >= 0)."""
+    best_of: tuple[int, ...] = (1,)
+    """Samples per state to pick the best of by Q (each >= 1)."""
+    episodes: int = 10
+    """Evaluation episodes per row."""
+    seed: int = 0
+    """Env k is reset with seed + k; the policy's sample is seeded with it too."""
+
+
 def check_run_dirs(run_dirs: Sequence[Path]) -> None:
     """BadInput unless each is a diffpolicy run directory with a checkpoint."""
     check_listed("RUN_DIRS", run_dirs)
@@ -96,9 +121,11 @@ def check_run_dirs(run_dirs: Sequence[Path]) -> None:
                 raise BadInput(f"{run_dir}: no {name} (not a diffpolicy run directory)")
 
 
-def load_agent(run_dir: Path) -> tuple[Agent, ReplayBuffer, str]:
-    """The run's agent and replay buffer at its last checkpoint, and its env name."""
+def load_agent(run_dir: Path, **acting) -> tuple[Agent, ReplayBuffer, str]:
+    """The run's agent and replay buffer at its last checkpoint, and its env name; `acting`
+    replaces AgentConfig fields that only change how it acts (eval_temperature, eval_best_of)."""
     cfg = config_from_json((run_dir / "config.json").read_text())
+    cfg = dataclasses.replace(cfg, agent=dataclasses.replace(cfg.agent, **acting))
     state = load_checkpoint(run_dir / "checkpoint.pt")
     saved = state["buffer"]
     obs_dim, act_dim = saved["obs"].shape[1], saved["actions"].shape[1]
@@ -184,8 +211,37 @@ def bias(args: Bias) -> None:
         )
 
 
+def greed(args: Greed) -> None:
+    if not all(t >= 0 for t in args.temperatures):
+        raise BadInput(f"--temperatures must each be >= 0, got {args.temperatures}")
+    if not all(n >= 1 for n in args.best_of):
+        raise BadInput(f"--best-of must each be >= 1, got {args.best_of}")
+    if args.episodes < 1:
+        raise BadInput(f"--episodes must be >= 1, got {args.episodes}")
+    check_run_dirs(args.run_dirs)
+    torch.set_num_threads(1)
+    print("run_dir,temperature,best_of,return_mean,return_std,return_min")
+    for run_dir in args.run_dirs:
+        for temperature in args.temperatures:
+            for best_of in args.best_of:
+                agent, _, env = load_agent(
+                    Path(run_dir), eval_temperature=temperature, eval_best_of=best_of
+                )
+                gen = torch.Generator().manual_seed(args.seed)
+                r = _evaluate(agent, env, args.episodes, args.seed, gen)
+                print(
+                    f"{run_dir},{temperature:g},{best_of},{r['return_mean']:.1f},"
+                    f"{r['return_std']:.1f},{r['return_min']:.1f}",
+                    flush=True,
+                )
+
+
 def main(args: Sequence[str] | None = None) -> None:
-    commands = {"saturation": Command(Saturation, saturation), "bias": Command(Bias, bias)}
+    commands = {
+        "saturation": Command(Saturation, saturation),
+        "bias": Command(Bias, bias),
+        "greed": Command(Greed, greed),
+    }
     run_commands(commands, __doc__, args)
 
 

@@ -115,7 +115,11 @@ def test_update_speed_counts_every_denoiser_call_and_row():
         (["saturation"], "RUN_DIRS: give at least one"),
         (["bias", "RUN"], "RUN: no config.json (not a diffpolicy run directory)"),
         (["bias", "--episodes", "x", "RUN"], "--episodes: "),
-        (["noise"], "unknown command 'noise', one of: saturation, bias (see --help)"),
+        (["greed", "--temperatures", "1", "-0.5", "--", "RUN"], "--temperatures must each be >= 0"),
+        (["greed", "--best-of", "0", "--", "RUN"], "--best-of must each be >= 1, got (0,)"),
+        (["greed", "--episodes", "0", "RUN"], "--episodes must be >= 1, got 0"),
+        (["greed", "RUN"], "RUN: no config.json (not a diffpolicy run directory)"),
+        (["noise"], "unknown command 'noise', one of: saturation, bias, greed (see --help)"),
     ],
 )
 def test_probe_refuses_bad_input_in_one_line(args, message, tmp_path, capsys):

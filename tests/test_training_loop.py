@@ -400,6 +400,25 @@ def test_action_saturation_probe_reads_a_run_and_swaps_the_sampler(uninterrupted
         assert 0 <= at_bound <= 1 and 0 <= mean_abs <= 1 and sample_std >= 0 and math.isfinite(ret)
 
 
+def test_greed_probe_acts_with_each_temperature_and_best_of(uninterrupted: Path, capsys):
+    """`benchmarks/probe.py greed` evaluates the same weights with each evaluation temperature and
+    best-of-N: the agent it loads acts with them, and each row's return is a real evaluation."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import probe
+
+    agent, _, _ = probe.load_agent(uninterrupted, eval_temperature=0.0, eval_best_of=3)
+    assert agent.eval_sampler.temperature == 0.0 and agent.cfg.eval_best_of == 3
+    saved = load_checkpoint(uninterrupted / "checkpoint.pt")["agent"]["modules"]
+    assert all(torch.equal(v, saved[k]) for k, v in agent.state_dict().items())
+
+    probe.greed(probe.Greed((uninterrupted,), temperatures=(1.0, 0.0), best_of=(1, 2), episodes=2))
+    rows = [r.split(",") for r in capsys.readouterr().out.strip().splitlines()[1:]]
+    assert [(r[1], r[2]) for r in rows] == [("1", "1"), ("1", "2"), ("0", "1"), ("0", "2")]
+    for r in rows:
+        mean, std, low = map(float, r[3:])
+        assert math.isfinite(mean) and std >= 0 and low <= mean
+
+
 def test_every_mujoco_preset_runs_on_deepmind_control():
     """`recipes/qsm_dmc.py --preset NAME`: each MuJoCo preset's agent on the task, action repeat
     1; the reference keeps its DMC alpha; an unknown task is refused by every preset."""
