@@ -153,6 +153,11 @@ SCREENS: dict[str, Method] = {
         "polyak-ln with a categorical critic over 101 bins, fitted by HL-Gauss cross-entropy",
         page=LEVERS,
     ),
+    "qsm-rewnorm-hlgauss": qsm(
+        "--preset best --agent.critic-value-bins 101",
+        "best (polyak-ln-rewnorm) with qsm-best-hlgauss's categorical critic over 101 bins",
+        page=LEVERS,
+    ),
     "qsm-best-bf16": qsm(
         "--preset polyak-ln --agent.precision bfloat16",
         "polyak-ln in bfloat16 mixed precision",
